@@ -1,0 +1,214 @@
+//! The one place requests are sent and answers are judged.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result, Service};
+use crate::secret::AccessToken;
+
+/// Default for both the whole request and (capped at 10 s) the connection.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A configured HTTP client. Built lazily: a cached token never pays for TLS
+/// set-up.
+#[derive(Clone)]
+pub(crate) struct Http {
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Http {
+    pub(crate) fn new(timeout: Duration) -> Result<Http> {
+        // reqwest is built without a crypto provider (see Cargo.toml); a
+        // provider the host program installed first stays in place.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .timeout(timeout)
+            // Each blocking call runs on a runtime of its own; a pooled
+            // connection would outlive the runtime that drives it.
+            .pool_max_idle_per_host(0)
+            .user_agent(concat!("carto-auth-rs/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Setup { what: "the HTTP client", message: chain(&e) })?;
+        Ok(Http { client, timeout })
+    }
+
+    /// `GET`, optionally with a bearer token, expecting JSON.
+    pub(crate) async fn get_json(
+        &self,
+        service: Service,
+        url: &str,
+        bearer: Option<&AccessToken>,
+    ) -> Result<Value> {
+        let mut request = self.client.get(url);
+        if let Some(token) = bearer {
+            // bearer_auth marks the header sensitive, so it is never logged.
+            request = request.bearer_auth(token.secret());
+        }
+        let (status, body) = self.send(service, url, request).await?;
+        json_answer(service, url, status, &body)
+    }
+
+    /// `POST` of a form, expecting JSON.
+    pub(crate) async fn post_form(
+        &self,
+        service: Service,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Value> {
+        let (status, body) = self.send(service, url, self.client.post(url).form(form)).await?;
+        json_answer(service, url, status, &body)
+    }
+
+    /// `GET` of a text document.
+    pub(crate) async fn get_text(&self, service: Service, url: &str) -> Result<String> {
+        let (status, body) = self.send(service, url, self.client.get(url)).await?;
+        if !(200..300).contains(&status) {
+            return Err(status_error(service, url, status, &body));
+        }
+        String::from_utf8(body).map_err(|_| Error::InvalidResponse {
+            service,
+            url: url.into(),
+            expected: "a UTF-8 text document",
+            got: "binary data".into(),
+        })
+    }
+
+    async fn send(
+        &self,
+        service: Service,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, Vec<u8>)> {
+        let network = |e: reqwest::Error| Error::Network {
+            service,
+            url: url.into(),
+            message: if e.is_timeout() {
+                format!("no answer within {} s", self.timeout.as_secs())
+            } else {
+                // Our URLs can carry a code or a state: drop them from the error.
+                chain(&e.without_url())
+            },
+        };
+        let response = request.send().await.map_err(network)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(network)?;
+        log::debug!("{service} answered HTTP {status} ({} bytes)", body.len());
+        Ok((status, body.to_vec()))
+    }
+}
+
+/// An error and all its causes on one line: reqwest's own message alone
+/// ("error sending request") does not say what to fix.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+fn json_answer(service: Service, url: &str, status: u16, body: &[u8]) -> Result<Value> {
+    if !(200..300).contains(&status) {
+        return Err(status_error(service, url, status, body));
+    }
+    serde_json::from_slice(body).map_err(|_| Error::InvalidResponse {
+        service,
+        url: url.into(),
+        expected: "JSON",
+        got: describe_body(body),
+    })
+}
+
+fn status_error(service: Service, url: &str, status: u16, body: &[u8]) -> Error {
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    let field = |name: &str| {
+        json.as_ref()
+            .and_then(|j| j.get(name))
+            .and_then(Value::as_str)
+            .map(|s| s.chars().take(300).collect::<String>())
+    };
+    Error::Status {
+        service,
+        url: url.into(),
+        status,
+        error: field("error"),
+        error_description: field("error_description").or_else(|| field("message")),
+    }
+}
+
+/// The shape of a body that is not JSON, for an error message.
+pub(crate) fn describe_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
+        "an empty body".into()
+    } else if trimmed.starts_with('<') {
+        format!("HTML ({} bytes)", body.len())
+    } else {
+        format!("non-JSON text ({} bytes)", body.len())
+    }
+}
+
+/// The shape of a JSON value (its keys, never its values), for an error
+/// message: a token endpoint's odd answer may still hold a token.
+pub(crate) fn describe_json(value: &Value) -> String {
+    match value {
+        Value::Object(map) if map.is_empty() => "an empty JSON object".into(),
+        Value::Object(map) => {
+            let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+            format!("a JSON object with keys {}", keys.join(", "))
+        }
+        Value::Array(_) => "a JSON array".into(),
+        Value::String(_) => "a JSON string".into(),
+        Value::Number(_) => "a JSON number".into(),
+        Value::Bool(_) => "a JSON boolean".into(),
+        Value::Null => "JSON null".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn non_json_bodies_are_described_by_shape() {
+        assert_eq!(describe_body(b""), "an empty body");
+        assert_eq!(describe_body(b"  <html>hi</html>"), "HTML (16 bytes)");
+        assert_eq!(describe_body(b"oops"), "non-JSON text (4 bytes)");
+    }
+
+    #[test]
+    fn json_is_described_by_keys_not_values() {
+        let d = describe_json(&json!({"token": "sekret", "x": 1}));
+        assert_eq!(d, "a JSON object with keys token, x");
+    }
+
+    #[test]
+    fn status_errors_carry_the_servers_words() {
+        let body = br#"{"error":"access_denied","error_description":"Unauthorized"}"#;
+        match status_error(Service::Token, "u", 403, body) {
+            Error::Status { status, error, error_description, .. } => {
+                assert_eq!(status, 403);
+                assert_eq!(error.as_deref(), Some("access_denied"));
+                assert_eq!(error_description.as_deref(), Some("Unauthorized"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_2xx_non_json_answer_is_an_invalid_response() {
+        let err = json_answer(Service::Accounts, "u", 200, b"<html>").unwrap_err().to_string();
+        assert!(err.contains("HTML") && err.contains("not JSON"), "{err}");
+    }
+}

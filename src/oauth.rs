@@ -1,0 +1,276 @@
+//! The OAuth 2.0 authorization-code + PKCE protocol pieces, as pure
+//! functions (the flow that drives them is in `login.rs`).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::{SecureRandom, SystemRandom};
+use subtle::ConstantTimeEq;
+
+use crate::endpoints::Endpoints;
+use crate::error::{Error, Result, Service};
+use crate::http::Http;
+use crate::secret::{AuthorizationCode, CodeVerifier};
+use crate::token::{Token, now_unix};
+
+/// A fresh PKCE pair (RFC 7636, method `S256`).
+pub(crate) struct Pkce {
+    pub(crate) verifier: CodeVerifier,
+    pub(crate) challenge: String,
+}
+
+impl Pkce {
+    pub(crate) fn generate() -> Result<Pkce> {
+        // 64 random bytes give an 86-character verifier, inside RFC 7636's
+        // 43..=128 and with 512 bits of entropy.
+        let verifier = random_urlsafe(64)?;
+        let challenge = challenge_for(&verifier);
+        Ok(Pkce { verifier: CodeVerifier::new(verifier), challenge })
+    }
+}
+
+/// base64url(SHA-256(verifier)), unpadded.
+pub(crate) fn challenge_for(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()))
+}
+
+/// `bytes` random bytes from the OS, base64url without padding.
+pub(crate) fn random_urlsafe(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    SystemRandom::new().fill(&mut buf).map_err(|_| Error::Setup {
+        what: "the system random number generator",
+        message: "no random bytes".into(),
+    })?;
+    Ok(URL_SAFE_NO_PAD.encode(buf))
+}
+
+/// The authorize URL, with the Python package's parameters in its order
+/// (`scope=None` included: it is what the service has always been sent).
+pub(crate) fn authorize_url(
+    endpoints: &Endpoints,
+    redirect_uri: &str,
+    code_challenge: &str,
+    state: Option<&str>,
+    org: Option<&str>,
+) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("client_id", &endpoints.client_id)
+        .append_pair("response_type", "code")
+        .append_pair("scope", "None")
+        .append_pair("audience", &endpoints.audience)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("code_challenge", code_challenge);
+    if let Some(state) = state {
+        query.append_pair("state", state);
+    }
+    if let Some(org) = org {
+        query.append_pair("organization", org);
+    }
+    format!("{}?{}", endpoints.authorize_url(), query.finish())
+}
+
+/// What a request to the local callback carried.
+#[derive(Debug)]
+pub(crate) enum CallbackOutcome {
+    /// A code for this login.
+    Code(AuthorizationCode),
+    /// An OAuth error for this login.
+    Denied { error: String, description: Option<String> },
+    /// Anything else (no or wrong `state`, no code): not ours, ignored.
+    Stray,
+}
+
+/// Judges a callback's query string against the `state` this login sent.
+pub(crate) fn parse_callback_query(query: &str, expected_state: &str) -> CallbackOutcome {
+    let (mut code, mut state, mut error, mut description) = (None, None, None, None);
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match &*key {
+            "code" => code = Some(value.into_owned()),
+            "state" => state = Some(value.into_owned()),
+            "error" => error = Some(value.into_owned()),
+            "error_description" => description = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    if !state.is_some_and(|s| states_match(&s, expected_state)) {
+        return CallbackOutcome::Stray;
+    }
+    match (error, code) {
+        (Some(error), _) => CallbackOutcome::Denied { error, description },
+        (None, Some(code)) if is_code_like(&code) => {
+            CallbackOutcome::Code(AuthorizationCode::new(code))
+        }
+        _ => CallbackOutcome::Stray,
+    }
+}
+
+/// Compares `state` in constant time, so that timing tells a forger nothing.
+pub(crate) fn states_match(got: &str, expected: &str) -> bool {
+    got.len() == expected.len() && bool::from(got.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// Reads what a user pasted: the whole address CARTO sent them to (its `code`
+/// parameter is taken; an `error` parameter is an error) or the bare code.
+pub(crate) fn parse_pasted(input: &str) -> Result<AuthorizationCode> {
+    let text = input.trim().trim_matches(|c| matches!(c, '"' | '\'' | '<' | '>')).trim();
+    if text.is_empty() {
+        return Err(Error::NoCode { what: "it was empty" });
+    }
+    let looks_like_url = text.contains("://") || text.contains('?') || text.contains('=');
+    if !looks_like_url {
+        return if is_code_like(text) {
+            Ok(AuthorizationCode::new(text))
+        } else {
+            Err(Error::NoCode { what: "it is neither an address nor a code: codes are one word" })
+        };
+    }
+    // Parameters may sit in the query or, with some front ends, the fragment.
+    let after_question = text.split_once('?').map_or(text, |(_, rest)| rest);
+    let (query, fragment) = after_question.split_once('#').unwrap_or((after_question, ""));
+    let (mut code, mut error, mut description) = (None, None, None);
+    for part in [query, fragment] {
+        for (key, value) in url::form_urlencoded::parse(part.as_bytes()) {
+            match &*key {
+                "code" if code.is_none() => code = Some(value.into_owned()),
+                "error" if error.is_none() => error = Some(value.into_owned()),
+                "error_description" if description.is_none() => {
+                    description = Some(value.into_owned())
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(error) = error {
+        return Err(Error::Authorization { error, description });
+    }
+    match code {
+        Some(code) if is_code_like(&code) => Ok(AuthorizationCode::new(code)),
+        Some(_) => Err(Error::NoCode { what: "its code parameter is empty or malformed" }),
+        None => Err(Error::NoCode { what: "the address has no code parameter" }),
+    }
+}
+
+/// Authorization codes are one URL-safe word; anything else is a paste slip.
+fn is_code_like(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 4096
+        && code.chars().all(|c| c.is_ascii_alphanumeric() || "-._~+/=".contains(c))
+}
+
+/// Exchanges a code for a token, with exactly the Python package's form.
+pub(crate) async fn exchange_code(
+    http: &Http,
+    endpoints: &Endpoints,
+    code: &AuthorizationCode,
+    redirect_uri: &str,
+    verifier: &CodeVerifier,
+) -> Result<Token> {
+    let url = endpoints.token_url();
+    let answer = http
+        .post_form(
+            Service::Token,
+            &url,
+            &[
+                ("client_id", &endpoints.client_id),
+                ("grant_type", "authorization_code"),
+                ("audience", &endpoints.audience),
+                ("code", code.secret()),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", verifier.secret()),
+            ],
+        )
+        .await?;
+    log::info!("token endpoint issued an OAuth token");
+    Token::from_response(&answer, now_unix()).map_err(|got| Error::InvalidResponse {
+        service: Service::Token,
+        url,
+        expected: "JSON with access_token and expires_in",
+        got,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_matches_rfc7636_appendix_b() {
+        assert_eq!(
+            challenge_for("dBjftJeZ4CVP-mJ92K1ZHU4fj6kO3rp6iKQDlE8p1V0"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn generated_verifiers_are_fresh_urlsafe_and_of_legal_length() {
+        let a = Pkce::generate().unwrap();
+        let b = Pkce::generate().unwrap();
+        let v = a.verifier.secret();
+        assert!((43..=128).contains(&v.len()), "{}", v.len());
+        assert!(v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert_ne!(v, b.verifier.secret());
+        assert_eq!(a.challenge, challenge_for(v));
+        assert!(!a.challenge.contains('='));
+    }
+
+    #[test]
+    fn authorize_url_has_python_parameters_in_order() {
+        let url = authorize_url(&Endpoints::carto(), "http://localhost:10000/callback/", "CH", None, None);
+        assert_eq!(
+            url,
+            "https://auth.carto.com/authorize?client_id=0dxb8HR3ATXCxJiPOJVHsLoHoAtbRX6u\
+             &response_type=code&scope=None&audience=carto-cloud-native-api\
+             &redirect_uri=http%3A%2F%2Flocalhost%3A10000%2Fcallback%2F\
+             &code_challenge_method=S256&code_challenge=CH"
+        );
+        let with = authorize_url(&Endpoints::carto(), "r", "CH", Some("st"), Some("acme corp"));
+        assert!(with.ends_with("&code_challenge=CH&state=st&organization=acme+corp"), "{with}");
+    }
+
+    #[test]
+    fn callback_needs_the_right_state() {
+        assert!(matches!(parse_callback_query("code=abc&state=S1", "S1"), CallbackOutcome::Code(c) if c.secret() == "abc"));
+        assert!(matches!(parse_callback_query("code=abc&state=S2", "S1"), CallbackOutcome::Stray));
+        assert!(matches!(parse_callback_query("code=abc", "S1"), CallbackOutcome::Stray));
+        assert!(matches!(parse_callback_query("state=S1", "S1"), CallbackOutcome::Stray));
+        assert!(matches!(parse_callback_query("", "S1"), CallbackOutcome::Stray));
+        assert!(matches!(
+            parse_callback_query("error=access_denied&error_description=no&state=S1", "S1"),
+            CallbackOutcome::Denied { error, description } if error == "access_denied" && description.as_deref() == Some("no")
+        ));
+        assert!(matches!(parse_callback_query("error=access_denied&state=X", "S1"), CallbackOutcome::Stray));
+    }
+
+    #[test]
+    fn pasted_full_url_bare_code_and_quotes() {
+        let code = |s: &str| parse_pasted(s).map(|c| c.secret().to_string());
+        assert_eq!(code("https://app.carto.com/auth/token?code=AbC-12_x&state=z").unwrap(), "AbC-12_x");
+        assert_eq!(code("  AbC-12_x \n").unwrap(), "AbC-12_x");
+        assert_eq!(code("\"AbC-12_x\"").unwrap(), "AbC-12_x");
+        assert_eq!(code("https://x/cb#code=frag").unwrap(), "frag");
+        assert_eq!(code("?code=q").unwrap(), "q");
+    }
+
+    #[test]
+    fn pasted_errors_are_clear() {
+        match parse_pasted("https://app.carto.com/auth/token?error=access_denied&error_description=User%20cancelled") {
+            Err(Error::Authorization { error, description }) => {
+                assert_eq!(error, "access_denied");
+                assert_eq!(description.as_deref(), Some("User cancelled"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_pasted(""), Err(Error::NoCode { .. })));
+        assert!(matches!(parse_pasted("https://app.carto.com/auth/token"), Err(Error::NoCode { .. })));
+        assert!(matches!(parse_pasted("https://app.carto.com/?code="), Err(Error::NoCode { .. })));
+        assert!(matches!(parse_pasted("two words"), Err(Error::NoCode { .. })));
+    }
+
+    #[test]
+    fn state_comparison() {
+        assert!(states_match("abc", "abc"));
+        assert!(!states_match("abc", "abd"));
+        assert!(!states_match("abc", "abcd"));
+    }
+}
