@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn non_json_bodies_are_described_by_shape() {
         assert_eq!(describe_body(b""), "an empty body");
-        assert_eq!(describe_body(b"  <html>hi</html>"), "HTML (16 bytes)");
+        assert_eq!(describe_body(b"  <html>hi</html>"), "HTML (17 bytes)");
         assert_eq!(describe_body(b"oops"), "non-JSON text (4 bytes)");
     }
 

