@@ -240,6 +240,104 @@ impl TokenCache {
     }
 }
 
+/// A cache file read without logging in: what `carto-auth status` shows and
+/// `carto-auth logout` removes.
+///
+/// ```no_run
+/// use carto_auth::{CachedToken, Mode};
+/// let path = CachedToken::default_path(Mode::OAuth).expect("a home directory");
+/// match CachedToken::read(&path)? {
+///     Some(t) => println!("{} until {}", t.masked_token(), t.expiration()),
+///     None => println!("not logged in"),
+/// }
+/// # Ok::<(), carto_auth::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct CachedToken {
+    path: PathBuf,
+    entry: CacheEntry,
+}
+
+impl CachedToken {
+    /// `~/.carto-auth/token_oauth.json` or `token_m2m.json`.
+    pub fn default_path(mode: crate::Mode) -> Option<PathBuf> {
+        TokenCache::default_path(match mode {
+            crate::Mode::OAuth => "oauth",
+            crate::Mode::M2m => "m2m",
+        })
+    }
+
+    /// Reads a cache file. `Ok(None)` when there is none.
+    ///
+    /// # Errors
+    /// [`Error::Cache`](crate::Error::Cache) when the file cannot be read or
+    /// is not a cache (the login would ignore it and replace it).
+    pub fn read(path: impl AsRef<Path>) -> crate::Result<Option<CachedToken>> {
+        let path = path.as_ref();
+        let cache_error = |reason: String| crate::Error::Cache { path: path.to_path_buf(), reason };
+        let text = match fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(cache_error(e.to_string())),
+        };
+        let entry = parse_entry(&text).map_err(|why| cache_error(why.to_string()))?;
+        Ok(Some(CachedToken { path: path.to_path_buf(), entry }))
+    }
+
+    /// Removes a cache file (and its lock file). `Ok(false)` when there was none.
+    ///
+    /// # Errors
+    /// [`Error::Cache`](crate::Error::Cache) when it exists and cannot be removed.
+    pub fn remove(path: impl AsRef<Path>) -> crate::Result<bool> {
+        let cache = TokenCache::at(path.as_ref().to_path_buf());
+        let mut lock = cache.path.clone().into_os_string();
+        lock.push(".lock");
+        let _ = fs::remove_file(lock);
+        cache.remove().map_err(|e| crate::Error::Cache { path: cache.path.clone(), reason: e.to_string() })
+    }
+
+    /// The file it was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The API base URL recorded with the token.
+    pub fn api_base_url(&self) -> Option<&str> {
+        self.entry.api_base_url.as_deref()
+    }
+
+    /// The M2M client that made it (files written by this crate only).
+    pub fn client_id(&self) -> Option<&str> {
+        self.entry.client_id.as_deref()
+    }
+
+    /// Expiration, in seconds since the Unix epoch.
+    pub fn expiration(&self) -> i64 {
+        self.entry.token.expiration
+    }
+
+    /// Whether a login would use it now (an API base URL, not expired,
+    /// counting the 60 s margin).
+    pub fn is_usable(&self) -> bool {
+        self.entry.usable_at(crate::token::now_unix())
+    }
+
+    /// "expires in 23 h 41 min" or "expired".
+    pub fn describe_expiry(&self) -> String {
+        crate::token::describe_expiry(self.entry.token.expiration, crate::token::now_unix())
+    }
+
+    /// The token masked.
+    pub fn masked_token(&self) -> String {
+        self.entry.token.access_token.masked()
+    }
+
+    /// The token itself.
+    pub fn access_token(&self) -> &AccessToken {
+        &self.entry.token.access_token
+    }
+}
+
 /// Held while the cache is read, refreshed and written.
 pub(crate) struct CacheLock {
     _file: File,

@@ -232,6 +232,19 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A token cache file exists but cannot be used.
+    #[error(
+        "the token cache {} cannot be used ({reason}). A login replaces it; \
+         `carto-auth logout` or deleting the file removes it",
+        .path.display()
+    )]
+    Cache {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+
     /// Reading the answer at the login prompt failed.
     #[error("could not read the login answer: {0}. Run the login again")]
     Input(#[source] std::io::Error),
