@@ -452,6 +452,7 @@ pub struct OAuthBuilder {
     timeout: Duration,
     login_timeout: Duration,
     prompt: Option<Arc<dyn Prompt>>,
+    force_login: bool,
 }
 
 impl Default for OAuthBuilder {
@@ -466,6 +467,7 @@ impl Default for OAuthBuilder {
             timeout: DEFAULT_TIMEOUT,
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
             prompt: None,
+            force_login: false,
         }
     }
 }
@@ -529,6 +531,14 @@ impl OAuthBuilder {
         self
     }
 
+    /// Signs in anew even when the cached token is good; the new token still
+    /// replaces the cached one (default `false`). For switching accounts or
+    /// organizations.
+    pub fn force_login(mut self, force: bool) -> Self {
+        self.force_login = force;
+        self
+    }
+
     fn config(self) -> Result<OAuthConfig> {
         Ok(OAuthConfig {
             common: Common::new(Mode::OAuth, self.endpoints, self.use_cache, self.cache_filepath, self.timeout)?,
@@ -553,8 +563,9 @@ impl OAuthBuilder {
 
     /// [`login`](Self::login) for async programs.
     pub async fn login_async(self) -> Result<CartoAuth> {
+        let force = self.force_login;
         let config = Arc::new(self.config()?);
-        if let Some(cache) = &config.common.cache {
+        if let Some(cache) = config.common.cache.as_ref().filter(|_| !force) {
             let entry = {
                 let _lock = cache.lock(config.common.lock_wait()).await;
                 cache.load()

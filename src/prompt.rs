@@ -72,6 +72,11 @@ impl Prompt for TerminalPrompt {
         let _ = std::io::stderr().flush();
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
+        // A terminal echoes the user's Enter; piped input does not, and the
+        // next message would land on the question's line.
+        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            eprintln!();
+        }
         Ok(line)
     }
 

@@ -1,0 +1,272 @@
+//! The `carto-auth` binary against the fake CARTO: stdout, stderr, exit
+//! codes and cache files.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use support::{ChildSession, FakeCarto};
+
+const BIN: &str = env!("CARGO_BIN_EXE_carto-auth");
+
+struct Env {
+    fake: FakeCarto,
+    home: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env { fake: FakeCarto::start(), home: tempfile::tempdir().unwrap() }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("RUST_BACKTRACE", "1")
+            .envs(self.fake.env())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn creds(&self) -> PathBuf {
+        self.fake.m2m_credentials_file(self.home.path())
+    }
+
+    fn cache(&self, mode: &str) -> PathBuf {
+        self.home.path().join(".carto-auth").join(format!("token_{mode}.json"))
+    }
+
+    fn write_oauth_cache(&self, token: &str) {
+        std::fs::create_dir_all(self.cache("oauth").parent().unwrap()).unwrap();
+        std::fs::write(
+            self.cache("oauth"),
+            format!(r#"{{"api_base_url": "{}", "access_token": "{token}", "expiration": 99999999999}}"#, self.fake.api_base_url()),
+        )
+        .unwrap();
+    }
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit 1 with exactly one line on stderr, no backtrace.
+fn assert_one_line_error(o: &Output, contains: &str) {
+    assert_eq!(o.status.code(), Some(1), "stdout: {} stderr: {}", out(o), err(o));
+    let stderr = err(o);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("carto-auth: error: ") && stderr.contains(contains), "{stderr}");
+    assert!(!stderr.contains("backtrace") && !stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn every_command_has_help_with_an_example_and_there_is_a_version() {
+    let env = Env::new();
+    for cmd in ["login", "token", "status", "logout", "dw-credentials", "layer-credentials"] {
+        let o = env.run(&[cmd, "--help"]);
+        assert_eq!(o.status.code(), Some(0), "{cmd}");
+        assert!(out(&o).contains("Example"), "{cmd}: {}", out(&o));
+    }
+    let top = env.run(&["--help"]);
+    assert!(out(&top).contains("Exit codes: 0 success, 1 error, 2 usage error"));
+    let v = env.run(&["--version"]);
+    assert_eq!(out(&v).trim(), format!("carto-auth {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let env = Env::new();
+    for args in [&["bogus"][..], &["login", "--m2m", "x.json", "--org", "acme"], &["logout", "--m2m", "--all"], &[]] {
+        let o = env.run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", err(&o));
+    }
+}
+
+#[test]
+fn m2m_login_then_token_from_the_cache() {
+    let env = Env::new();
+    let creds = env.creds();
+    let creds = creds.to_str().unwrap();
+    let o = env.run(&["login", "--m2m", creds]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(out(&o).starts_with(&format!("Logged in: M2M session, API {}", env.fake.api_base_url())), "{}", out(&o));
+    let token = env.fake.issued_tokens()[0].clone();
+    assert!(!out(&o).contains(&token));
+
+    let o = env.run(&["token", "--m2m", creds]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(out(&o), format!("{token}\n"), "the token alone on stdout");
+    assert_eq!(err(&o), "");
+    assert_eq!(env.fake.requests("/oauth/token").len(), 1, "token came from the cache");
+    let cached: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(env.cache("m2m")).unwrap()).unwrap();
+    assert_eq!(cached["access_token"], token.as_str());
+}
+
+#[test]
+fn token_without_login_or_terminal_fails_and_says_to_log_in() {
+    let env = Env::new();
+    let o = env.run(&["token"]);
+    assert_one_line_error(&o, "run `carto-auth login`");
+    assert_eq!(out(&o), "");
+    assert!(env.fake.requests("/authorize").is_empty() && env.fake.requests("/oauth/token").is_empty());
+}
+
+#[test]
+fn token_uses_a_python_written_oauth_cache() {
+    let env = Env::new();
+    env.write_oauth_cache("python-token-123");
+    let o = env.run(&["token"]);
+    assert_eq!(out(&o), "python-token-123\n", "{}", err(&o));
+}
+
+#[test]
+fn interactive_login_reads_the_pasted_address_from_stdin() {
+    let env = Env::new();
+    let mut cmd = env.command(&["login", "--no-browser", "--org", "acme"]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = ChildSession::new(cmd.spawn().unwrap());
+    let url = child.wait_line(Duration::from_secs(20), |l| l.starts_with(&format!("{}/authorize?", env.fake.base)));
+    assert!(url.ends_with("&organization=acme"), "{url}");
+    let landed = env.fake.authorize(&url);
+    child.write_line(&landed);
+    child.wait_line(Duration::from_secs(20), |l| l.starts_with("Signed in to CARTO. OAuth session"));
+    assert!(child.child.wait().unwrap().success());
+    let cached: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(env.cache("oauth")).unwrap()).unwrap();
+    assert_eq!(cached["access_token"], env.fake.issued_tokens()[0].as_str());
+
+    // Logged in now: `login` says so, `token` prints it.
+    let o = env.run(&["login"]);
+    assert!(out(&o).starts_with("Already logged in: OAuth session"), "{}", out(&o));
+    assert_eq!(out(&env.run(&["token"])), format!("{}\n", env.fake.issued_tokens()[0]));
+}
+
+#[test]
+fn login_force_signs_in_again_despite_a_good_cache() {
+    let env = Env::new();
+    env.write_oauth_cache("old-token");
+    let mut cmd = env.command(&["login", "--force", "--no-browser"]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = ChildSession::new(cmd.spawn().unwrap());
+    let url = child.wait_line(Duration::from_secs(20), |l| l.starts_with(&format!("{}/authorize?", env.fake.base)));
+    child.write_line(&env.fake.authorize(&url));
+    assert!(child.child.wait().unwrap().success());
+    assert_eq!(out(&env.run(&["token"])), format!("{}\n", env.fake.issued_tokens()[0]));
+}
+
+#[test]
+fn token_signs_in_when_a_terminal_is_attached() {
+    let env = Env::new();
+    // `script` gives the command a pseudo-terminal as stdin, as a shell would.
+    let shell_cmd = format!("{BIN} token --no-browser");
+    let mut cmd = Command::new("script");
+    cmd.args(["-qfec", &shell_cmd, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", env.home.path())
+        .envs(env.fake.env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = ChildSession::new(cmd.spawn().unwrap());
+    let url = child.wait_line(Duration::from_secs(20), |l| l.trim_end().starts_with(&format!("{}/authorize?", env.fake.base)));
+    let landed = env.fake.authorize(url.trim_end());
+    child.write_line(&landed);
+    let token_line = child.wait_line(Duration::from_secs(20), |l| l.trim_end().starts_with("eyJfake."));
+    assert!(child.child.wait().unwrap().success());
+    assert_eq!(token_line.trim_end(), env.fake.issued_tokens()[0]);
+}
+
+#[test]
+fn status_shows_sessions_with_the_token_masked() {
+    let env = Env::new();
+    let creds = env.creds();
+    env.run(&["login", "--m2m", creds.to_str().unwrap()]);
+    std::fs::write(env.cache("oauth"), "{broken").unwrap();
+    let token = env.fake.issued_tokens()[0].clone();
+
+    let o = env.run(&["status"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = out(&o);
+    assert!(text.contains("unusable: the token cache") && text.contains("not valid JSON"), "{text}");
+    assert!(text.contains(&format!("API base URL  {}", env.fake.api_base_url())), "{text}");
+    assert!(text.contains("eyJfak…") && text.contains("expires in 2"), "{text}");
+    assert!(!text.contains(&token), "{text}");
+
+    let o = env.run(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(json[0]["mode"], "OAuth");
+    assert_eq!(json[0]["state"], "unusable");
+    assert_eq!(json[1]["mode"], "M2M");
+    assert_eq!(json[1]["state"], "logged_in");
+    assert_eq!(json[1]["token"], "eyJfak…");
+    assert_eq!(json[1]["client_id"], support::M2M_ID);
+    assert_eq!(json[1]["cache_file"], env.cache("m2m").to_str().unwrap());
+    assert!(!out(&o).contains(&token));
+}
+
+#[test]
+fn logout_removes_the_files_it_owns_and_says_which() {
+    let env = Env::new();
+    let creds = env.creds();
+    env.write_oauth_cache("t");
+    env.run(&["login", "--m2m", creds.to_str().unwrap()]);
+    let o = env.run(&["logout"]);
+    assert_eq!(out(&o), format!("Removed {}\n", env.cache("oauth").display()));
+    assert!(!env.cache("oauth").exists() && env.cache("m2m").exists());
+    let o = env.run(&["logout"]);
+    assert_eq!(out(&o), format!("No cached token at {}\n", env.cache("oauth").display()));
+    let o = env.run(&["logout", "--all"]);
+    assert!(out(&o).contains(&format!("Removed {}", env.cache("m2m").display())), "{}", out(&o));
+    assert!(!env.cache("m2m").exists());
+    assert!(Path::new(env.home.path()).join("carto_credentials.json").exists(), "logout must not touch other files");
+}
+
+#[test]
+fn dw_and_layer_credentials() {
+    let env = Env::new();
+    let creds = env.creds();
+    let creds = creds.to_str().unwrap();
+    let o = env.run(&["dw-credentials", "--m2m", creds]);
+    assert_eq!(out(&o), "carto-dw-ac-fake\ndw-token-fake\n", "{}", err(&o));
+    let o = env.run(&["dw-credentials", "--m2m", creds, "--json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out(&o)).unwrap(), serde_json::json!({"projectId": "carto-dw-ac-fake", "token": "dw-token-fake"}));
+    let o = env.run(&["layer-credentials", "--m2m", creds]);
+    let json: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(json, serde_json::json!({"apiVersion": "v3", "apiBaseUrl": env.fake.api_base_url(), "accessToken": env.fake.issued_tokens()[0]}));
+}
+
+#[test]
+fn errors_are_one_line_and_name_what_to_fix() {
+    let env = Env::new();
+    let bad = env.home.path().join("creds.json");
+    std::fs::write(&bad, r#"{"api_base_url": "https://x", "client_id": "id"}"#).unwrap();
+    let o = env.run(&["token", "--m2m", bad.to_str().unwrap()]);
+    assert_one_line_error(&o, "creds.json has no \"client_secret\"");
+
+    let o = env.run(&["token", "--m2m", "/nonexistent/creds.json"]);
+    assert_one_line_error(&o, "cannot read the CARTO credentials file /nonexistent/creds.json");
+
+    env.fake.fault("/oauth/token", support::Fault::Status(500, String::new()));
+    let creds = env.creds();
+    let o = env.run(&["token", "--m2m", creds.to_str().unwrap(), "--no-cache"]);
+    assert_one_line_error(&o, "answered HTTP 500");
+    assert_eq!(out(&o), "");
+
+    let mut cmd = env.command(&["token", "--m2m", creds.to_str().unwrap()]);
+    cmd.env("CARTO_AUTH_URL", "not a url");
+    let o = cmd.output().unwrap();
+    assert_one_line_error(&o, "CARTO_AUTH_URL");
+}
