@@ -632,7 +632,6 @@ impl M2mBuilder {
     /// The credentials-file errors (naming the file and key) and the token
     /// endpoint's.
     pub fn login(self) -> Result<CartoAuth> {
-        // Reading the file and a cache hit need no runtime.
         block_on(self.login_async())?
     }
 
