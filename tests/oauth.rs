@@ -481,3 +481,41 @@ fn a_remote_session_uses_paste_and_eof_on_stdin_is_a_clear_error() {
 fn url_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+#[test]
+fn a_browser_script_that_follows_the_redirect_completes_the_login() {
+    if child_scenario().is_some() {
+        return child_login();
+    }
+    let fake = FakeCarto::start();
+    let home = tempfile::tempdir().unwrap();
+    // A browser in a few lines of shell: sign-in (CARTO's redirect), then
+    // into the callback server, whose answer redirects on to CARTO's success
+    // page (not followed: this machine has no network).
+    let script = home.path().join("curl-browser.sh");
+    let visited = home.path().join("visited");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nback=$(curl -s -o /dev/null -w '%{{redirect_url}}' \"$1\")\n\
+             curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' \"$back\" > '{}'\n",
+            visited.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut child = ChildSession::new(spawn_child(
+        "a_browser_script_that_follows_the_redirect_completes_the_login",
+        "login",
+        home.path(),
+        &local_env(&fake, home.path(), &script),
+    ));
+    let (result, _) = child.result(Duration::from_secs(30));
+    assert!(result.starts_with(&format!("ok {}", fake.api_base_url())), "{result}");
+    assert_eq!(std::fs::read_to_string(&visited).unwrap(), "302 https://app.carto.com/auth/success");
+    assert_eq!(fake.requests("/oauth/token").len(), 1);
+}
