@@ -16,7 +16,11 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let creds = dir.join("creds.json");
     let cache = dir.join("token_m2m.json");
-    std::fs::write(&creds, r#"{"api_base_url":"https://api.example","client_id":"bench","client_secret":"s"}"#).expect("write");
+    std::fs::write(
+        &creds,
+        r#"{"api_base_url":"https://api.example","client_id":"bench","client_secret":"s"}"#,
+    )
+    .expect("write");
     std::fs::write(
         &cache,
         r#"{"api_base_url":"https://api.example","access_token":"bench-token","expiration":99999999999,"client_id":"bench"}"#,
@@ -26,7 +30,11 @@ fn main() {
     endpoints.auth_url = "http://127.0.0.1:9".into();
 
     let call = || {
-        let auth = CartoAuth::m2m(&creds).cache_filepath(&cache).endpoints(endpoints.clone()).login().expect("login");
+        let auth = CartoAuth::m2m(&creds)
+            .cache_filepath(&cache)
+            .endpoints(endpoints.clone())
+            .login()
+            .expect("login");
         auth.get_access_token().expect("token")
     };
     assert_eq!(call(), "bench-token");
@@ -47,6 +55,11 @@ fn main() {
     println!("cached token in-process (from_m2m + get_access_token), {runs} calls");
     println!("| median | p90 | p99 | mean | goal |");
     println!("| --- | --- | --- | --- | --- |");
-    println!("| {:.1} µs | {:.1} µs | {:.1} µs | {mean:.1} µs | < 100 µs |", pct(0.5), pct(0.9), pct(0.99));
+    println!(
+        "| {:.1} µs | {:.1} µs | {:.1} µs | {mean:.1} µs | < 100 µs |",
+        pct(0.5),
+        pct(0.9),
+        pct(0.99)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,7 +7,7 @@
 //! ```
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use carto_auth::{CartoAuth, LoginInstructions, Prompt};
@@ -40,20 +40,37 @@ impl Prompt for AutoPaste {
 fn main() -> Result<(), carto_auth::Error> {
     let fake = support::FakeCarto::start();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    println!("A fake CARTO is listening on {} (this is not the real service).\n", fake.base);
+    println!(
+        "A fake CARTO is listening on {} (this is not the real service).\n",
+        fake.base
+    );
 
     let creds = fake.m2m_credentials_file(dir.path());
-    let m2m = CartoAuth::m2m(&creds).endpoints(fake.endpoints()).cache_filepath(dir.path().join("token_m2m.json")).login()?;
-    println!("M2M:   API base URL {}, token {}", m2m.get_api_base_url().unwrap_or("?"), m2m.masked_token());
+    let m2m = CartoAuth::m2m(&creds)
+        .endpoints(fake.endpoints())
+        .cache_filepath(dir.path().join("token_m2m.json"))
+        .login()?;
+    println!(
+        "M2M:   API base URL {}, token {}",
+        m2m.get_api_base_url().unwrap_or("?"),
+        m2m.masked_token()
+    );
 
-    let prompt = AutoPaste { fake_base: fake.base.clone(), url: Default::default() };
+    let prompt = AutoPaste {
+        fake_base: fake.base.clone(),
+        url: Default::default(),
+    };
     let oauth = CartoAuth::oauth()
         .open_browser(false)
         .endpoints(fake.endpoints())
         .cache_filepath(dir.path().join("token_oauth.json"))
         .prompt(prompt)
         .login()?;
-    println!("OAuth: API base URL {}, token {}", oauth.get_api_base_url().unwrap_or("?"), oauth.masked_token());
+    println!(
+        "OAuth: API base URL {}, token {}",
+        oauth.get_api_base_url().unwrap_or("?"),
+        oauth.masked_token()
+    );
     let (project, _) = oauth.get_carto_dw_credentials()?;
     println!("OAuth: CARTO Data Warehouse project {project}");
     Ok(())

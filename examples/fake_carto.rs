@@ -11,7 +11,7 @@
 //! shown you, and paste that.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use std::io::Read;

@@ -21,7 +21,10 @@ fn main() {
     };
     match result {
         Ok(auth) => {
-            println!("API base URL: {}", auth.get_api_base_url().unwrap_or("(unknown)"));
+            println!(
+                "API base URL: {}",
+                auth.get_api_base_url().unwrap_or("(unknown)")
+            );
             println!("token:        {}", auth.masked_token());
             println!("{auth}");
         }

@@ -1,7 +1,7 @@
 //! What comes after the login: the API base URL, CARTO Data Warehouse
 //! credentials, and deck.gl layer credentials.
 
-use serde::Serialize;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::Value;
 
 use crate::endpoints::{Endpoints, tenant_config_url};
@@ -11,19 +11,36 @@ use crate::secret::AccessToken;
 
 /// Finds the API base URL of the signed-in user: the accounts service names
 /// the tenant, whose `config.yaml` names the API.
-pub(crate) async fn discover_api_base_url(http: &Http, endpoints: &Endpoints, token: &AccessToken) -> Result<String> {
+pub(crate) async fn discover_api_base_url(
+    http: &Http,
+    endpoints: &Endpoints,
+    token: &AccessToken,
+) -> Result<String> {
     let accounts_url = endpoints.accounts_endpoint();
-    let account = http.get_json(Service::Accounts, &accounts_url, Some(token)).await?;
+    let account = http
+        .get_json(Service::Accounts, &accounts_url, Some(token))
+        .await?;
     if let Some(error) = account.get("error").filter(|e| !e.is_null()) {
         return Err(Error::Status {
             service: Service::Accounts,
             url: accounts_url,
             status: 200,
-            error: Some(error.as_str().map_or_else(|| error.to_string(), str::to_string)),
-            error_description: account.get("error_description").and_then(Value::as_str).map(str::to_string),
+            error: Some(
+                error
+                    .as_str()
+                    .map_or_else(|| error.to_string(), str::to_string),
+            ),
+            error_description: account
+                .get("error_description")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         });
     }
-    let Some(tenant) = account.get("tenant_domain").and_then(Value::as_str).filter(|t| !t.is_empty()) else {
+    let Some(tenant) = account
+        .get("tenant_domain")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    else {
         return Err(Error::InvalidResponse {
             service: Service::Accounts,
             url: accounts_url,
@@ -45,11 +62,17 @@ pub(crate) async fn discover_api_base_url(http: &Http, endpoints: &Endpoints, to
 
 /// `apis.baseUrl` of a tenant's `config.yaml`.
 pub(crate) fn api_base_url_from_config(text: &str) -> Result<String, String> {
-    let docs = yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| format!("malformed YAML ({e})"))?;
+    let docs =
+        yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| format!("malformed YAML ({e})"))?;
     let doc = docs.first().ok_or("an empty document")?;
-    let base = doc["apis"]["baseUrl"].as_str().map(str::trim).filter(|s| !s.is_empty());
+    let base = doc["apis"]["baseUrl"]
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
     match base {
-        Some(url) if url.starts_with("http://") || url.starts_with("https://") => Ok(url.trim_end_matches('/').to_string()),
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            Ok(url.trim_end_matches('/').to_string())
+        }
         Some(_) => Err("an apis.baseUrl that is not an http(s) URL".into()),
         None if doc["apis"].is_badvalue() => Err("a document without apis".into()),
         None => Err("a document without apis.baseUrl".into()),
@@ -57,10 +80,20 @@ pub(crate) fn api_base_url_from_config(text: &str) -> Result<String, String> {
 }
 
 /// `(project id, token)` of the CARTO Data Warehouse.
-pub(crate) async fn carto_dw_credentials(http: &Http, api_base_url: &str, token: &AccessToken) -> Result<(String, String)> {
-    let url = format!("{}/v3/connections/carto-dw/token", api_base_url.trim_end_matches('/'));
+pub(crate) async fn carto_dw_credentials(
+    http: &Http,
+    api_base_url: &str,
+    token: &AccessToken,
+) -> Result<(String, String)> {
+    let url = format!(
+        "{}/v3/connections/carto-dw/token",
+        api_base_url.trim_end_matches('/')
+    );
     let answer = http.get_json(Service::CartoDw, &url, Some(token)).await?;
-    match (answer.get("projectId").and_then(Value::as_str), answer.get("token").and_then(Value::as_str)) {
+    match (
+        answer.get("projectId").and_then(Value::as_str),
+        answer.get("token").and_then(Value::as_str),
+    ) {
         (Some(project), Some(dw_token)) if !project.is_empty() && !dw_token.is_empty() => {
             Ok((project.to_string(), dw_token.to_string()))
         }
@@ -84,8 +117,7 @@ pub(crate) async fn carto_dw_credentials(http: &Http, api_base_url: &str, token:
 /// );
 /// assert!(!format!("{creds:?}").contains("tok\""));
 /// ```
-#[derive(Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, PartialEq, Eq)]
 pub struct LayerCredentials {
     api_version: &'static str,
     api_base_url: String,
@@ -95,7 +127,11 @@ pub struct LayerCredentials {
 impl LayerCredentials {
     /// Layer credentials for an API base URL and a token.
     pub fn new(api_base_url: impl Into<String>, access_token: impl Into<String>) -> Self {
-        LayerCredentials { api_version: "v3", api_base_url: api_base_url.into(), access_token: access_token.into() }
+        LayerCredentials {
+            api_version: "v3",
+            api_base_url: api_base_url.into(),
+            access_token: access_token.into(),
+        }
     }
 
     /// The API base URL.
@@ -115,6 +151,18 @@ impl LayerCredentials {
     }
 }
 
+// By hand rather than derived: serde's derive macro would be the only user of
+// serde_derive in the tree, seconds of every notebook user's first `:dep`.
+impl Serialize for LayerCredentials {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("LayerCredentials", 3)?;
+        s.serialize_field("apiVersion", self.api_version)?;
+        s.serialize_field("apiBaseUrl", &self.api_base_url)?;
+        s.serialize_field("accessToken", &self.access_token)?;
+        s.end()
+    }
+}
+
 impl std::fmt::Debug for LayerCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LayerCredentials")
@@ -131,16 +179,36 @@ mod tests {
 
     #[test]
     fn config_yaml_gives_apis_base_url() {
-        let yaml = "version: 1\napis:\n  baseUrl: https://gcp-us-east1.api.carto.com/\n  other: x\n";
-        assert_eq!(api_base_url_from_config(yaml).unwrap(), "https://gcp-us-east1.api.carto.com");
+        let yaml =
+            "version: 1\napis:\n  baseUrl: https://gcp-us-east1.api.carto.com/\n  other: x\n";
+        assert_eq!(
+            api_base_url_from_config(yaml).unwrap(),
+            "https://gcp-us-east1.api.carto.com"
+        );
     }
 
     #[test]
     fn bad_config_yaml_is_an_error_saying_what_is_missing() {
-        assert!(api_base_url_from_config("apis: [unclosed").unwrap_err().contains("malformed"));
+        assert!(
+            api_base_url_from_config("apis: [unclosed")
+                .unwrap_err()
+                .contains("malformed")
+        );
         assert!(api_base_url_from_config("").unwrap_err().contains("empty"));
-        assert!(api_base_url_from_config("foo: 1").unwrap_err().contains("without apis"));
-        assert!(api_base_url_from_config("apis:\n  other: 1").unwrap_err().contains("apis.baseUrl"));
-        assert!(api_base_url_from_config("apis:\n  baseUrl: ftp://x").unwrap_err().contains("not an http"));
+        assert!(
+            api_base_url_from_config("foo: 1")
+                .unwrap_err()
+                .contains("without apis")
+        );
+        assert!(
+            api_base_url_from_config("apis:\n  other: 1")
+                .unwrap_err()
+                .contains("apis.baseUrl")
+        );
+        assert!(
+            api_base_url_from_config("apis:\n  baseUrl: ftp://x")
+                .unwrap_err()
+                .contains("not an http")
+        );
     }
 }

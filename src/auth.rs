@@ -1,7 +1,7 @@
 //! `CartoAuth`: the logged-in session, its builders, and token renewal.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::api::{LayerCredentials, carto_dw_credentials, discover_api_base_url};
@@ -55,7 +55,13 @@ pub(crate) struct Common {
 }
 
 impl Common {
-    fn new(mode: Mode, endpoints: Option<Endpoints>, use_cache: bool, cache_filepath: Option<PathBuf>, timeout: Duration) -> Result<Common> {
+    fn new(
+        mode: Mode,
+        endpoints: Option<Endpoints>,
+        use_cache: bool,
+        cache_filepath: Option<PathBuf>,
+        timeout: Duration,
+    ) -> Result<Common> {
         let endpoints = match endpoints {
             Some(e) => e,
             None => Endpoints::from_env()?,
@@ -66,7 +72,11 @@ impl Common {
             (true, Some(path)) => Some(TokenCache::at(path)),
             (true, None) => TokenCache::default_for(mode.cache_name()),
         };
-        Ok(Common { endpoints, cache, timeout })
+        Ok(Common {
+            endpoints,
+            cache,
+            timeout,
+        })
     }
 
     pub(crate) fn http(&self) -> Result<Http> {
@@ -98,9 +108,16 @@ pub(crate) struct OAuthConfig {
     pub(crate) prompt: Arc<dyn Prompt>,
 }
 
+/// The settings of an M2M session, kept to renew its token.
+struct M2mConfig {
+    common: Common,
+    credentials: Credentials,
+}
+
 enum Kind {
     OAuth(Arc<OAuthConfig>),
-    M2m { common: Common, credentials: Credentials },
+    // Boxed: the two kinds differ much in size and a session holds one.
+    M2m(Box<M2mConfig>),
 }
 
 struct Session {
@@ -110,7 +127,11 @@ struct Session {
     /// One renewal at a time within the process; other processes are kept
     /// out by the cache lock.
     renewal: tokio::sync::Mutex<()>,
-    http: OnceLock<Http>,
+    // No HTTP client is kept here. evcxr links every cell with its own copy
+    // of each dependency: a reqwest client made in the login's cell calls
+    // that cell's copy of tokio, whose thread-local runtime is unset while a
+    // later cell runs, and hyper panics ("no reactor running"). A client per
+    // request costs nothing next to the request.
 }
 
 /// A logged-in CARTO session.
@@ -180,33 +201,40 @@ impl CartoAuth {
         }
     }
 
-    fn new(kind: Kind, api_base_url: Option<String>, token: Token, http: Option<Http>) -> CartoAuth {
-        let cell = OnceLock::new();
-        if let Some(http) = http {
-            let _ = cell.set(http);
-        }
+    fn new(kind: Kind, api_base_url: Option<String>, token: Token) -> CartoAuth {
         CartoAuth {
             inner: Arc::new(Session {
                 kind,
                 api_base_url,
                 token: Mutex::new(token),
                 renewal: tokio::sync::Mutex::new(()),
-                http: cell,
             }),
         }
     }
 
     /// The end of every interactive login: discover the API base URL unless
     /// given, cache, confirm.
-    pub(crate) async fn after_login(config: Arc<OAuthConfig>, token: Token, http: Http) -> Result<CartoAuth> {
+    pub(crate) async fn after_login(
+        config: Arc<OAuthConfig>,
+        token: Token,
+        http: Http,
+    ) -> Result<CartoAuth> {
         let api_base_url = match &config.api_base_url {
             Some(url) => url.clone(),
-            None => discover_api_base_url(&http, &config.common.endpoints, &token.access_token).await?,
+            None => {
+                discover_api_base_url(&http, &config.common.endpoints, &token.access_token).await?
+            }
         };
-        let entry = CacheEntry { api_base_url: Some(api_base_url.clone()), token: token.clone(), client_id: None };
+        let entry = CacheEntry {
+            api_base_url: Some(api_base_url.clone()),
+            token: token.clone(),
+            client_id: None,
+        };
         config.common.save(&entry).await;
-        let auth = CartoAuth::new(Kind::OAuth(config.clone()), Some(api_base_url), token, Some(http));
-        config.prompt.notice(&format!("Signed in to CARTO. {}", auth.summary()));
+        let auth = CartoAuth::new(Kind::OAuth(config.clone()), Some(api_base_url), token);
+        config
+            .prompt
+            .notice(&format!("Signed in to CARTO. {}", auth.summary()));
         Ok(auth)
     }
 
@@ -214,14 +242,14 @@ impl CartoAuth {
     pub fn mode(&self) -> Mode {
         match self.inner.kind {
             Kind::OAuth(_) => Mode::OAuth,
-            Kind::M2m { .. } => Mode::M2m,
+            Kind::M2m(_) => Mode::M2m,
         }
     }
 
     fn common(&self) -> &Common {
         match &self.inner.kind {
             Kind::OAuth(config) => &config.common,
-            Kind::M2m { common, .. } => common,
+            Kind::M2m(m2m) => &m2m.common,
         }
     }
 
@@ -234,7 +262,7 @@ impl CartoAuth {
     pub fn org(&self) -> Option<&str> {
         match &self.inner.kind {
             Kind::OAuth(config) => config.org.as_deref(),
-            Kind::M2m { .. } => None,
+            Kind::M2m(_) => None,
         }
     }
 
@@ -272,7 +300,11 @@ impl CartoAuth {
     }
 
     fn current(&self) -> Token {
-        self.inner.token.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.inner
+            .token
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn valid_token(&self) -> Option<AccessToken> {
@@ -310,7 +342,7 @@ impl CartoAuth {
         }
         let expired_at = self.current().expiration;
         let token = match &self.inner.kind {
-            Kind::M2m { common, credentials } => m2m_token(common, credentials).await?,
+            Kind::M2m(m2m) => m2m_token(&m2m.common, &m2m.credentials).await?,
             Kind::OAuth(config) => {
                 let cached = match &config.common.cache {
                     Some(cache) => {
@@ -333,16 +365,12 @@ impl CartoAuth {
             }
         };
         let access_token = token.access_token.clone();
-        *self.inner.token.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = token;
+        *self
+            .inner
+            .token
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = token;
         Ok(access_token)
-    }
-
-    fn http(&self) -> Result<&Http> {
-        if let Some(http) = self.inner.http.get() {
-            return Ok(http);
-        }
-        let http = self.common().http()?;
-        Ok(self.inner.http.get_or_init(|| http))
     }
 
     /// `(project id, token)` for the CARTO Data Warehouse (BigQuery).
@@ -359,7 +387,7 @@ impl CartoAuth {
     pub async fn get_carto_dw_credentials_async(&self) -> Result<(String, String)> {
         let base = self.get_api_base_url().ok_or(Error::NoApiBaseUrl)?;
         let token = self.token_async().await?;
-        carto_dw_credentials(self.http()?, base, &token).await
+        carto_dw_credentials(&self.common().http()?, base, &token).await
     }
 
     /// The credentials deck.gl's `CartoLayer` takes.
@@ -374,7 +402,10 @@ impl CartoAuth {
     /// [`get_layer_credentials`](Self::get_layer_credentials) for async programs.
     pub async fn get_layer_credentials_async(&self) -> Result<LayerCredentials> {
         let base = self.get_api_base_url().ok_or(Error::NoApiBaseUrl)?;
-        Ok(LayerCredentials::new(base, self.get_access_token_async().await?))
+        Ok(LayerCredentials::new(
+            base,
+            self.get_access_token_async().await?,
+        ))
     }
 }
 
@@ -407,7 +438,10 @@ async fn m2m_token(common: &Common, credentials: &Credentials) -> Result<Token> 
         return request().await;
     };
     let _lock = cache.lock(common.lock_wait()).await;
-    if let Some(entry) = cache.load().filter(|e| e.usable_at(now_unix()) && m2m_entry_matches(e, credentials)) {
+    if let Some(entry) = cache
+        .load()
+        .filter(|e| e.usable_at(now_unix()) && m2m_entry_matches(e, credentials))
+    {
         log::debug!("using the cached M2M token from {}", cache.path().display());
         return Ok(entry.token);
     }
@@ -424,9 +458,15 @@ async fn m2m_token(common: &Common, credentials: &Credentials) -> Result<Token> 
 /// a cached token only for the client and API that made it. A Python-written
 /// file (no client id) is used when its API base URL matches.
 fn m2m_entry_matches(entry: &CacheEntry, credentials: &Credentials) -> bool {
-    let same_url = entry.api_base_url.as_deref().map(|u| u.trim_end_matches('/'))
+    let same_url = entry
+        .api_base_url
+        .as_deref()
+        .map(|u| u.trim_end_matches('/'))
         == Some(credentials.api_base_url.trim_end_matches('/'));
-    let same_client = entry.client_id.as_deref().is_none_or(|id| id == credentials.client_id);
+    let same_client = entry
+        .client_id
+        .as_deref()
+        .is_none_or(|id| id == credentials.client_id);
     same_url && same_client
 }
 
@@ -541,7 +581,13 @@ impl OAuthBuilder {
 
     fn config(self) -> Result<OAuthConfig> {
         Ok(OAuthConfig {
-            common: Common::new(Mode::OAuth, self.endpoints, self.use_cache, self.cache_filepath, self.timeout)?,
+            common: Common::new(
+                Mode::OAuth,
+                self.endpoints,
+                self.use_cache,
+                self.cache_filepath,
+                self.timeout,
+            )?,
             open_browser: self.open_browser,
             org: self.org.filter(|o| !o.trim().is_empty()),
             api_base_url: self.api_base_url.filter(|u| !u.is_empty()),
@@ -571,9 +617,16 @@ impl OAuthBuilder {
                 cache.load()
             };
             if let Some(entry) = entry.filter(|e| e.usable_at(now_unix())) {
-                log::info!("using the cached OAuth token from {}", cache.path().display());
+                log::info!(
+                    "using the cached OAuth token from {}",
+                    cache.path().display()
+                );
                 let api_base_url = config.api_base_url.clone().or(entry.api_base_url);
-                return Ok(CartoAuth::new(Kind::OAuth(config), api_base_url, entry.token, None));
+                return Ok(CartoAuth::new(
+                    Kind::OAuth(config),
+                    api_base_url,
+                    entry.token,
+                ));
             }
         }
         PendingLogin::start(config)?.run().await
@@ -638,10 +691,23 @@ impl M2mBuilder {
     /// [`login`](Self::login) for async programs.
     pub async fn login_async(self) -> Result<CartoAuth> {
         let credentials = Credentials::from_file(&self.credentials)?;
-        let common = Common::new(Mode::M2m, self.endpoints, self.use_cache, self.cache_filepath, self.timeout)?;
+        let common = Common::new(
+            Mode::M2m,
+            self.endpoints,
+            self.use_cache,
+            self.cache_filepath,
+            self.timeout,
+        )?;
         let token = m2m_token(&common, &credentials).await?;
         let api_base_url = Some(credentials.api_base_url.clone());
-        Ok(CartoAuth::new(Kind::M2m { common, credentials }, api_base_url, token, None))
+        Ok(CartoAuth::new(
+            Kind::M2m(Box::new(M2mConfig {
+                common,
+                credentials,
+            })),
+            api_base_url,
+            token,
+        ))
     }
 }
 
@@ -651,22 +717,41 @@ mod tests {
     use crate::secret::ClientSecret;
 
     fn creds() -> Credentials {
-        Credentials { api_base_url: "https://api.example".into(), client_id: "A".into(), client_secret: ClientSecret::new("s") }
+        Credentials {
+            api_base_url: "https://api.example".into(),
+            client_id: "A".into(),
+            client_secret: ClientSecret::new("s"),
+        }
     }
 
     fn entry(url: &str, client: Option<&str>) -> CacheEntry {
         CacheEntry {
             api_base_url: Some(url.into()),
-            token: Token { access_token: AccessToken::new("t"), expiration: i64::MAX },
+            token: Token {
+                access_token: AccessToken::new("t"),
+                expiration: i64::MAX,
+            },
             client_id: client.map(str::to_string),
         }
     }
 
     #[test]
     fn m2m_cache_belongs_to_its_client_and_api() {
-        assert!(m2m_entry_matches(&entry("https://api.example", Some("A")), &creds()));
-        assert!(m2m_entry_matches(&entry("https://api.example/", None), &creds()));
-        assert!(!m2m_entry_matches(&entry("https://api.example", Some("B")), &creds()));
-        assert!(!m2m_entry_matches(&entry("https://other.example", None), &creds()));
+        assert!(m2m_entry_matches(
+            &entry("https://api.example", Some("A")),
+            &creds()
+        ));
+        assert!(m2m_entry_matches(
+            &entry("https://api.example/", None),
+            &creds()
+        ));
+        assert!(!m2m_entry_matches(
+            &entry("https://api.example", Some("B")),
+            &creds()
+        ));
+        assert!(!m2m_entry_matches(
+            &entry("https://other.example", None),
+            &creds()
+        ));
     }
 }

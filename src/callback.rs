@@ -1,43 +1,98 @@
 //! The loopback server that receives the browser's redirect in the local flow.
+//!
+//! A few dozen lines of HTTP/1.1 on std's `TcpListener` instead of a server
+//! crate: each connection gets a short-lived thread of its own, with a
+//! deadline for its request head and a cap on its size, so that junk or
+//! slow clients can hold up neither the login nor each other. (tiny_http,
+//! used before, queued new connections behind pool threads that were
+//! blocked on clients that never finished a request: a handful of such
+//! connections arriving together with the browser's starved the callback
+//! forever. `tests/callback_junk.rs` is the proof.)
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-
-use tiny_http::{Header, Method, Response, Server};
 
 use crate::oauth::{CallbackOutcome, parse_callback_query};
 use crate::secret::AuthorizationCode;
+
+/// How long a client has to send its whole request head.
+const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+/// How long writing an answer may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most a request head may weigh; a real callback is well under 4 KiB.
+const MAX_HEAD: usize = 64 * 1024;
+/// Connections served at once. More are closed at once (a flood); the
+/// browser's gets through as soon as slow ones reach their deadline.
+const MAX_CONNECTIONS: usize = 256;
 
 /// How a wait for the callback ended.
 #[derive(Debug)]
 pub(crate) enum CallbackResult {
     Code(AuthorizationCode),
-    Denied { error: String, description: Option<String> },
+    Denied {
+        error: String,
+        description: Option<String>,
+    },
     TimedOut,
     Stopped,
 }
 
 /// A server bound to `127.0.0.1:<port>`: loopback only, never reachable from
-/// another machine.
+/// another machine (nor from another loopback address).
 pub(crate) struct CallbackServer {
-    server: Server,
+    listener: TcpListener,
+    port: u16,
     path: String,
-    stopped: AtomicBool,
+    stopped: Arc<AtomicBool>,
+    /// Connection threads send the outcome here, [`stop`](Self::stop) sends
+    /// `Stopped`; [`serve`](Self::serve) waits on the other end.
+    events: Sender<CallbackResult>,
+    outcomes: Mutex<Receiver<CallbackResult>>,
+}
+
+/// What every connection thread of one login needs.
+struct Login {
+    path: String,
+    state: String,
+    success_page: String,
+    error_page: String,
+    events: Sender<CallbackResult>,
+    active: AtomicUsize,
 }
 
 impl CallbackServer {
     pub(crate) fn bind(port: u16, path: &str) -> Result<Arc<Self>, String> {
-        let server = Server::http(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        // Until serve() accepts, the kernel queues the browser's connection.
+        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
             .map_err(|e| e.to_string())?;
-        Ok(Arc::new(CallbackServer { server, path: path.to_string(), stopped: AtomicBool::new(false) }))
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let (events, outcomes) = channel();
+        Ok(Arc::new(CallbackServer {
+            listener,
+            port,
+            path: path.to_string(),
+            stopped: Arc::new(AtomicBool::new(false)),
+            events,
+            outcomes: Mutex::new(outcomes),
+        }))
     }
 
-    /// Makes a running [`serve`](Self::serve) return `Stopped`.
+    /// Makes a running [`serve`](Self::serve) return `Stopped` and ends the
+    /// accept loop.
     pub(crate) fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        self.server.unblock();
+        if !self.stopped.swap(true, Ordering::SeqCst) {
+            let _ = self.events.send(CallbackResult::Stopped);
+            // The accept loop sits in accept(): a connection wakes it to see
+            // the flag.
+            let _ = TcpStream::connect_timeout(
+                &SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
+                Duration::from_secs(1),
+            );
+        }
     }
 
     /// Answers requests until one carries this login's code or error, the
@@ -52,57 +107,223 @@ impl CallbackServer {
         success_page: &str,
         error_page: &str,
     ) -> CallbackResult {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.stopped.load(Ordering::SeqCst) {
-                return CallbackResult::Stopped;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return CallbackResult::TimedOut;
-            }
-            let request = match self.server.recv_timeout(left) {
-                Ok(Some(request)) => request,
-                Ok(None) => continue,
-                Err(e) => {
-                    log::debug!("callback server: {e}");
-                    continue;
-                }
-            };
-            let (path, query) = request.url().split_once('?').unwrap_or((request.url(), ""));
-            let outcome = if *request.method() != Method::Get {
-                respond(request, 405, "Only GET is served here.", None);
-                continue;
-            } else if path != self.path {
-                respond(request, 404, "Not found.", None);
-                continue;
-            } else {
-                parse_callback_query(query, state)
-            };
-            match outcome {
-                CallbackOutcome::Stray => {
-                    respond(
-                        request,
-                        400,
-                        "This is not the CARTO login this program is waiting for. \
-                         Use the sign-in link it printed.",
-                        None,
-                    );
-                }
-                CallbackOutcome::Code(code) => {
-                    respond(request, 302, "Signed in to CARTO. You can close this tab.", Some(success_page));
-                    return CallbackResult::Code(code);
-                }
-                CallbackOutcome::Denied { error, description } => {
-                    respond(request, 302, "The CARTO login failed; see the notebook or terminal.", Some(error_page));
-                    return CallbackResult::Denied { error, description };
-                }
-            }
+        let result = self.wait(state, timeout, success_page, error_page);
+        self.stop();
+        result
+    }
+
+    fn wait(
+        &self,
+        state: &str,
+        timeout: Duration,
+        success_page: &str,
+        error_page: &str,
+    ) -> CallbackResult {
+        if self.stopped.load(Ordering::SeqCst) {
+            return CallbackResult::Stopped;
+        }
+        let outcomes = self.outcomes.lock().unwrap_or_else(PoisonError::into_inner);
+        let login = Arc::new(Login {
+            path: self.path.clone(),
+            state: state.to_string(),
+            success_page: success_page.to_string(),
+            error_page: error_page.to_string(),
+            events: self.events.clone(),
+            active: AtomicUsize::new(0),
+        });
+        let stopped = self.stopped.clone();
+        let accepting = self.listener.try_clone().and_then(|listener| {
+            std::thread::Builder::new()
+                .name("carto-auth-accept".into())
+                .spawn(move || accept_loop(&listener, &stopped, &login))
+        });
+        if let Err(e) = accepting {
+            log::debug!("callback server: cannot accept: {e}");
+            return CallbackResult::Stopped;
+        }
+        match outcomes.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => CallbackResult::TimedOut,
+            Err(RecvTimeoutError::Disconnected) => CallbackResult::Stopped,
         }
     }
 }
 
-fn respond(request: tiny_http::Request, status: u16, message: &str, location: Option<&str>) {
+fn accept_loop(listener: &TcpListener, stopped: &AtomicBool, login: &Arc<Login>) {
+    for stream in listener.incoming() {
+        if stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(e) => {
+                log::debug!("callback server: accept failed: {e}");
+                // Out of file descriptors, say: do not spin.
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if login.active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            login.active.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
+        let login = login.clone();
+        let spawned = std::thread::Builder::new()
+            .name("carto-auth-conn".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                handle(stream, &login);
+                login.active.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            log::debug!("callback server: no thread for a connection: {e}");
+        }
+    }
+}
+
+/// One connection: one request, one answer, closed.
+fn handle(mut stream: TcpStream, login: &Login) {
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let verdict = match read_head(&mut stream, Instant::now() + HEAD_DEADLINE) {
+        Ok(head) => judge_head(&head, &login.path, &login.state),
+        Err(HeadError::TooLarge) => Verdict::Ignore {
+            status: 431,
+            message: "Request too large.",
+        },
+        // Closed, or too slow: nobody to answer.
+        Err(HeadError::Gone) => return,
+    };
+    match verdict {
+        Verdict::Ignore { status, message } => respond(&mut stream, status, message, None),
+        // Answer first: the program may exit as soon as the login is done.
+        Verdict::Code(code) => {
+            respond(
+                &mut stream,
+                302,
+                "Signed in to CARTO. You can close this tab.",
+                Some(&login.success_page),
+            );
+            let _ = login.events.send(CallbackResult::Code(code));
+        }
+        Verdict::Denied { error, description } => {
+            respond(
+                &mut stream,
+                302,
+                "The CARTO login failed; see the notebook or terminal.",
+                Some(&login.error_page),
+            );
+            let _ = login
+                .events
+                .send(CallbackResult::Denied { error, description });
+        }
+    }
+}
+
+enum HeadError {
+    TooLarge,
+    Gone,
+}
+
+/// Reads up to the blank line that ends a request head, within `deadline`
+/// and [`MAX_HEAD`] bytes.
+fn read_head(stream: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, HeadError> {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Err(HeadError::Gone);
+        }
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => return Err(HeadError::Gone),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return Err(HeadError::Gone),
+        };
+        // The end may straddle two reads.
+        let from = head.len().saturating_sub(3);
+        head.extend_from_slice(&chunk[..n]);
+        if let Some(end) = head_end(&head[from..]) {
+            head.truncate(from + end);
+            return Ok(head);
+        }
+        if head.len() > MAX_HEAD {
+            return Err(HeadError::TooLarge);
+        }
+    }
+}
+
+/// Where the blank line is: `CRLF CRLF`, or a bare `LF LF`.
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    let crlf = bytes.windows(4).position(|w| w == b"\r\n\r\n");
+    let lf = bytes.windows(2).position(|w| w == b"\n\n");
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Judges a request head by its request line, `METHOD /target HTTP/1.x`.
+pub(crate) fn judge_head(head: &[u8], callback_path: &str, state: &str) -> Verdict {
+    let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
+    let line = std::str::from_utf8(&head[..line_end]).map(|l| l.trim_end_matches('\r'));
+    let mut parts = line.as_deref().unwrap_or("").split(' ');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(method), Some(target), Some(version), None)
+            if target.starts_with('/') && version.starts_with("HTTP/1.") =>
+        {
+            judge(method == "GET", target, callback_path, state)
+        }
+        _ => Verdict::Ignore {
+            status: 400,
+            message: "Bad request.",
+        },
+    }
+}
+
+/// What one request to the callback server gets.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Answered with this status and message; the wait goes on.
+    Ignore { status: u16, message: &'static str },
+    /// This login's code: the wait is over.
+    Code(AuthorizationCode),
+    /// This login's OAuth error: the wait is over.
+    Denied {
+        error: String,
+        description: Option<String>,
+    },
+}
+
+/// Judges a request by its method and target (`/path?query`), without I/O:
+/// only a `GET` of the callback path carrying this login's `state` can end
+/// the wait.
+pub(crate) fn judge(is_get: bool, target: &str, callback_path: &str, state: &str) -> Verdict {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if !is_get {
+        return Verdict::Ignore {
+            status: 405,
+            message: "Only GET is served here.",
+        };
+    }
+    if path != callback_path {
+        return Verdict::Ignore {
+            status: 404,
+            message: "Not found.",
+        };
+    }
+    match parse_callback_query(query, state) {
+        CallbackOutcome::Code(code) => Verdict::Code(code),
+        CallbackOutcome::Denied { error, description } => Verdict::Denied { error, description },
+        CallbackOutcome::Stray => Verdict::Ignore {
+            status: 400,
+            message: "This is not the CARTO login this program is waiting for. \
+                      Use the sign-in link it printed.",
+        },
+    }
+}
+
+fn respond(stream: &mut TcpStream, status: u16, message: &str, location: Option<&str>) {
     // A redirect for browsers, and a page with a link for anything that does
     // not follow it. Neither holds a value from the request.
     let body = match location {
@@ -112,16 +333,206 @@ fn respond(request: tiny_http::Request, status: u16, message: &str, location: Op
         ),
         None => format!("<!doctype html><meta charset=utf-8><title>CARTO</title><p>{message}</p>"),
     };
-    let mut response = Response::from_string(body).with_status_code(status);
-    if let Ok(h) = Header::from_bytes("Content-Type", "text/html; charset=utf-8") {
-        response.add_header(h);
+    let reason = match status {
+        302 => "Found",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        _ => "",
+    };
+    let mut answer = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(to) = location {
+        answer.push_str(&format!("Location: {to}\r\n"));
     }
-    if let Some(to) = location
-        && let Ok(h) = Header::from_bytes("Location", to)
+    if status == 405 {
+        answer.push_str("Allow: GET\r\n");
+    }
+    answer.push_str("\r\n");
+    answer.push_str(&body);
+    if let Err(e) = stream
+        .write_all(answer.as_bytes())
+        .and_then(|()| stream.flush())
     {
-        response.add_header(h);
-    }
-    if let Err(e) = request.respond(response) {
         log::debug!("callback server: could not answer: {e}");
+        return;
+    }
+    // Closing with unread input (a body) would reset the connection and
+    // could lose the answer: say we are done, then take what is left, briefly.
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let _ = std::io::copy(
+        &mut Read::by_ref(stream).take(MAX_HEAD as u64),
+        &mut std::io::sink(),
+    );
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The fuzz seeds (fuzz/seeds/callback_request): the state may come
+    /// percent-encoded (it decodes to the same), HTTP/1.0 and bare line feeds
+    /// are read, an empty code, another method or a doubled space is not the
+    /// callback.
+    #[test]
+    fn fuzz_seeds_stay_fixed() {
+        let v = |head: String| judge_head(head.as_bytes(), PATH, STATE);
+        assert!(
+            matches!(v(format!("GET {PATH}?code=abc&state={STATE} HTTP/1.1\r\nHost: localhost:10000\r\nUser-Agent: Mozilla/5.0")), Verdict::Code(c) if c.secret() == "abc")
+        );
+        assert!(matches!(
+            v(format!(
+                "GET {PATH}?code=abc&state=%53{} HTTP/1.0\n",
+                &STATE[1..]
+            )),
+            Verdict::Code(_)
+        ));
+        assert!(matches!(
+            v(format!(
+                "POST {PATH}?code=abc&state={STATE} HTTP/1.1\r\nContent-Length: 3"
+            )),
+            Verdict::Ignore { status: 405, .. }
+        ));
+        assert!(matches!(
+            v("GET /favicon.ico HTTP/1.1\r\nHost: x".into()),
+            Verdict::Ignore { status: 404, .. }
+        ));
+        assert!(matches!(
+            v(format!(
+                "GET {PATH}?error=access_denied&error_description=no&state={STATE} HTTP/1.1"
+            )),
+            Verdict::Denied { .. }
+        ));
+        assert!(matches!(
+            v(format!("GET {PATH}?state={STATE}&code= HTTP/1.1")),
+            Verdict::Ignore { status: 400, .. }
+        ));
+        assert!(matches!(
+            v(format!("GET  {PATH}?code=a&state={STATE} HTTP/1.1")),
+            Verdict::Ignore { status: 400, .. }
+        ));
+    }
+
+    const PATH: &str = "/callback/";
+    const STATE: &str = "S7dJk2-xq_0aL9mN3pQ8rT5vW1yZ4bC6";
+
+    fn ends_the_wait(v: &Verdict) -> bool {
+        matches!(v, Verdict::Code(_) | Verdict::Denied { .. })
+    }
+
+    proptest! {
+        #[test]
+        fn any_request_is_judged_without_panic(is_get in any::<bool>(), target in any::<String>(), state in any::<String>()) {
+            let _ = judge(is_get, &target, PATH, &state);
+        }
+
+        #[test]
+        fn only_a_get_of_the_callback_path_with_the_state_ends_the_wait(
+            is_get in any::<bool>(),
+            path in prop_oneof![Just(PATH.to_string()), "/[a-z/%.]{0,20}"],
+            params in proptest::collection::vec(("(code|state|error|x)", "[A-Za-z0-9_-]{0,40}"), 0..5),
+        ) {
+            let query: String = params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+            let verdict = judge(is_get, &format!("{path}?{query}"), PATH, STATE);
+            let has_state = params.iter().any(|(k, v)| k == "state" && v == STATE);
+            if ends_the_wait(&verdict) {
+                prop_assert!(is_get && path == PATH && has_state, "{:?}", verdict);
+            } else if let Verdict::Ignore { status, .. } = verdict {
+                prop_assert_eq!(status, if !is_get { 405 } else if path != PATH { 404 } else { 400 });
+            }
+        }
+
+        #[test]
+        fn the_real_callback_gives_its_code(code in "[A-Za-z0-9_-]{1,80}", before in "([a-z]{1,5}=[a-z0-9]{0,5}&){0,3}") {
+            let verdict = judge(true, &format!("{PATH}?{before}code={code}&state={STATE}"), PATH, STATE);
+            prop_assert!(matches!(&verdict, Verdict::Code(c) if c.secret() == code), "{:?}", verdict);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_request_head_is_judged_without_panic(head in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = judge_head(&head, PATH, STATE);
+        }
+
+        #[test]
+        fn a_request_line_is_judged_as_its_method_and_target(
+            method in "(GET|POST|HEAD|PUT|get)",
+            code in "[A-Za-z0-9_-]{1,40}",
+            headers in "(X-[a-z]{1,8}: [ -~]{0,20}\r\n){0,4}",
+        ) {
+            let head = format!("{method} {PATH}?code={code}&state={STATE} HTTP/1.1\r\n{headers}");
+            let verdict = judge_head(head.as_bytes(), PATH, STATE);
+            if method == "GET" {
+                prop_assert!(matches!(&verdict, Verdict::Code(c) if c.secret() == code), "{:?}", verdict);
+            } else {
+                prop_assert!(matches!(verdict, Verdict::Ignore { status: 405, .. }), "{:?}", verdict);
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_request_lines_are_bad_requests() {
+        for head in [
+            &b""[..],
+            b"GET",
+            b"GET /callback/",
+            b"GET callback/ HTTP/1.1",
+            b"GET /callback/ HTTP/2",
+            b"GET  /callback/ HTTP/1.1",
+            b"\xff\xfe / HTTP/1.1",
+            b"GET / HTTP/1.1 extra",
+        ] {
+            assert!(
+                matches!(
+                    judge_head(head, PATH, STATE),
+                    Verdict::Ignore { status: 400, .. }
+                ),
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        let ok = format!("GET {PATH}?code=c&state={STATE} HTTP/1.0\nHost: x");
+        assert!(matches!(
+            judge_head(ok.as_bytes(), PATH, STATE),
+            Verdict::Code(_)
+        ));
+    }
+
+    #[test]
+    fn the_head_ends_at_the_first_blank_line() {
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nbody"), Some(20));
+        assert_eq!(head_end(b"GET / HTTP/1.1\n\n"), Some(14));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n"), None);
+    }
+
+    #[test]
+    fn an_error_with_the_state_ends_the_wait_and_a_huge_query_does_not() {
+        assert!(matches!(
+            judge(
+                true,
+                &format!("{PATH}?error=access_denied&state={STATE}"),
+                PATH,
+                STATE
+            ),
+            Verdict::Denied { .. }
+        ));
+        let huge = format!("{PATH}?code={}&state=wrong", "A".repeat(1 << 20));
+        assert!(matches!(
+            judge(true, &huge, PATH, STATE),
+            Verdict::Ignore { status: 400, .. }
+        ));
+        // A code longer than any real one is refused even with the state.
+        let long = format!("{PATH}?code={}&state={STATE}", "A".repeat(5000));
+        assert!(matches!(
+            judge(true, &long, PATH, STATE),
+            Verdict::Ignore { status: 400, .. }
+        ));
     }
 }

@@ -83,8 +83,16 @@ impl Endpoints {
         };
         set("CARTO_AUTH_URL", &mut endpoints.auth_url, true)?;
         set("CARTO_ACCOUNTS_URL", &mut endpoints.accounts_url, true)?;
-        set("CARTO_AUTH_REDIRECT_URI", &mut endpoints.redirect_uri, false)?;
-        set("CARTO_AUTH_PASTE_REDIRECT_URI", &mut endpoints.paste_redirect_uri, false)?;
+        set(
+            "CARTO_AUTH_REDIRECT_URI",
+            &mut endpoints.redirect_uri,
+            false,
+        )?;
+        set(
+            "CARTO_AUTH_PASTE_REDIRECT_URI",
+            &mut endpoints.paste_redirect_uri,
+            false,
+        )?;
         Ok(endpoints)
     }
 
@@ -133,7 +141,11 @@ pub(crate) fn tenant_config_url(tenant_domain: &str) -> Result<String> {
         }
         _ => domain,
     };
-    let scheme = if is_loopback_host(host) { "http" } else { "https" };
+    let scheme = if is_loopback_host(host) {
+        "http"
+    } else {
+        "https"
+    };
     Ok(format!("{scheme}://{domain}/config.yaml"))
 }
 
@@ -161,7 +173,10 @@ mod tests {
         let e = Endpoints::carto();
         assert_eq!(e.authorize_url(), "https://auth.carto.com/authorize");
         assert_eq!(e.token_url(), "https://auth.carto.com/oauth/token");
-        assert_eq!(e.accounts_endpoint(), "https://accounts.app.carto.com/accounts");
+        assert_eq!(
+            e.accounts_endpoint(),
+            "https://accounts.app.carto.com/accounts"
+        );
         assert_eq!(e.local_callback(), Some((10000, "/callback/".into())));
         assert_eq!(e.client_id, "0dxb8HR3ATXCxJiPOJVHsLoHoAtbRX6u");
         assert_eq!(e.audience, "carto-cloud-native-api");
@@ -185,10 +200,14 @@ mod tests {
 
     #[test]
     fn a_bad_environment_value_is_an_error_naming_the_variable() {
-        let err = Endpoints::from_vars(|name| (name == "CARTO_AUTH_URL").then(|| "auth.carto".into()))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("CARTO_AUTH_URL") && err.contains("unset it"), "{err}");
+        let err =
+            Endpoints::from_vars(|name| (name == "CARTO_AUTH_URL").then(|| "auth.carto".into()))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("CARTO_AUTH_URL") && err.contains("unset it"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -200,13 +219,31 @@ mod tests {
 
     #[test]
     fn tenant_config_is_https_except_on_loopback() {
-        assert_eq!(tenant_config_url("acme.app.carto.com").unwrap(), "https://acme.app.carto.com/config.yaml");
-        assert_eq!(tenant_config_url("localhost:8080").unwrap(), "http://localhost:8080/config.yaml");
-        assert_eq!(tenant_config_url("127.0.0.1:9").unwrap(), "http://127.0.0.1:9/config.yaml");
-        assert_eq!(tenant_config_url("[::1]:9").unwrap(), "http://[::1]:9/config.yaml");
-        assert_eq!(tenant_config_url("localhost").unwrap(), "http://localhost/config.yaml");
+        assert_eq!(
+            tenant_config_url("acme.app.carto.com").unwrap(),
+            "https://acme.app.carto.com/config.yaml"
+        );
+        assert_eq!(
+            tenant_config_url("localhost:8080").unwrap(),
+            "http://localhost:8080/config.yaml"
+        );
+        assert_eq!(
+            tenant_config_url("127.0.0.1:9").unwrap(),
+            "http://127.0.0.1:9/config.yaml"
+        );
+        assert_eq!(
+            tenant_config_url("[::1]:9").unwrap(),
+            "http://[::1]:9/config.yaml"
+        );
+        assert_eq!(
+            tenant_config_url("localhost").unwrap(),
+            "http://localhost/config.yaml"
+        );
         // A look-alike is not loopback.
-        assert_eq!(tenant_config_url("localhost.evil.com").unwrap(), "https://localhost.evil.com/config.yaml");
+        assert_eq!(
+            tenant_config_url("localhost.evil.com").unwrap(),
+            "https://localhost.evil.com/config.yaml"
+        );
     }
 
     #[test]

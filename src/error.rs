@@ -153,9 +153,7 @@ pub enum Error {
     },
 
     /// A pending two-step login was used after it had finished or failed.
-    #[error(
-        "this login was already {state}. Start a new one with CartoAuth::oauth().begin()"
-    )]
+    #[error("this login was already {state}. Start a new one with CartoAuth::oauth().begin()")]
     LoginFinished {
         /// `"completed"`, `"cancelled"` or `"failed"`.
         state: &'static str,
@@ -250,7 +248,9 @@ pub enum Error {
     Input(#[source] std::io::Error),
 
     /// The HTTP client or the async runtime could not be set up.
-    #[error("could not start {what}: {message}. This is a problem of the machine (TLS roots, threads); please report it")]
+    #[error(
+        "could not start {what}: {message}. This is a problem of the machine (TLS roots, threads); please report it"
+    )]
     Setup {
         /// What could not be started.
         what: &'static str,
@@ -286,7 +286,10 @@ mod tests {
         };
         let msg = e.to_string();
         assert!(msg.contains("token endpoint"), "{msg}");
-        assert!(msg.contains("HTTP 401 (access_denied: Unauthorized)"), "{msg}");
+        assert!(
+            msg.contains("HTTP 401 (access_denied: Unauthorized)"),
+            "{msg}"
+        );
         assert!(msg.contains("check client_id and client_secret"), "{msg}");
     }
 
@@ -297,6 +300,9 @@ mod tests {
             key: "client_secret",
         };
         let msg = e.to_string();
-        assert!(msg.contains("/tmp/creds.json") && msg.contains("\"client_secret\""), "{msg}");
+        assert!(
+            msg.contains("/tmp/creds.json") && msg.contains("\"client_secret\""),
+            "{msg}"
+        );
     }
 }

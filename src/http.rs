@@ -31,7 +31,10 @@ impl Http {
             .pool_max_idle_per_host(0)
             .user_agent(concat!("carto-auth-rs/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::Setup { what: "the HTTP client", message: chain(&e) })?;
+            .map_err(|e| Error::Setup {
+                what: "the HTTP client",
+                message: chain(&e),
+            })?;
         Ok(Http { client, timeout })
     }
 
@@ -58,7 +61,9 @@ impl Http {
         url: &str,
         form: &[(&str, &str)],
     ) -> Result<Value> {
-        let (status, body) = self.send(service, url, self.client.post(url).form(form)).await?;
+        let (status, body) = self
+            .send(service, url, self.client.post(url).form(form))
+            .await?;
         json_answer(service, url, status, &body)
     }
 
@@ -67,6 +72,17 @@ impl Http {
         let (status, body) = self.send(service, url, self.client.get(url)).await?;
         if !(200..300).contains(&status) {
             return Err(status_error(service, url, status, &body));
+        }
+        // A gateway's or captive portal's page, or nothing, is no document:
+        // say so rather than "YAML without apis".
+        let shape = describe_body(&body);
+        if shape.starts_with("HTML") || shape == "an empty body" {
+            return Err(Error::InvalidResponse {
+                service,
+                url: url.into(),
+                expected: "a YAML document",
+                got: format!("HTTP {status} and {shape}"),
+            });
         }
         String::from_utf8(body).map_err(|_| Error::InvalidResponse {
             service,
@@ -86,7 +102,7 @@ impl Http {
             service,
             url: url.into(),
             message: if e.is_timeout() {
-                format!("no answer within {} s", self.timeout.as_secs())
+                format!("no answer within {} s", seconds(self.timeout))
             } else {
                 // Our URLs can carry a code or a state: drop them from the error.
                 chain(&e.without_url())
@@ -97,6 +113,15 @@ impl Http {
         let body = response.bytes().await.map_err(network)?;
         log::debug!("{service} answered HTTP {status} ({} bytes)", body.len());
         Ok((status, body.to_vec()))
+    }
+}
+
+/// "30", "0.5": whole seconds without a fraction.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{:.1}", d.as_secs_f64())
     }
 }
 
@@ -124,7 +149,7 @@ fn json_answer(service: Service, url: &str, status: u16, body: &[u8]) -> Result<
         service,
         url: url.into(),
         expected: "JSON",
-        got: describe_body(body),
+        got: format!("HTTP {status} and {}", describe_body(body)),
     })
 }
 
@@ -197,7 +222,12 @@ mod tests {
     fn status_errors_carry_the_servers_words() {
         let body = br#"{"error":"access_denied","error_description":"Unauthorized"}"#;
         match status_error(Service::Token, "u", 403, body) {
-            Error::Status { status, error, error_description, .. } => {
+            Error::Status {
+                status,
+                error,
+                error_description,
+                ..
+            } => {
                 assert_eq!(status, 403);
                 assert_eq!(error.as_deref(), Some("access_denied"));
                 assert_eq!(error_description.as_deref(), Some("Unauthorized"));
@@ -208,7 +238,19 @@ mod tests {
 
     #[test]
     fn a_2xx_non_json_answer_is_an_invalid_response() {
-        let err = json_answer(Service::Accounts, "u", 200, b"<html>").unwrap_err().to_string();
-        assert!(err.contains("HTML") && err.contains("not JSON"), "{err}");
+        let err = json_answer(Service::Accounts, "u", 200, b"<html>")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("HTTP 200 and HTML") && err.contains("not JSON"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn timeouts_are_said_in_seconds_with_a_fraction_when_needed() {
+        assert_eq!(seconds(Duration::from_secs(30)), "30");
+        assert_eq!(seconds(Duration::from_millis(500)), "0.5");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5");
     }
 }

@@ -49,8 +49,9 @@
 //! # Notebooks on remote kernels
 //! A cell that waits cannot show rich output until it ends, and some
 //! front ends send no input to the kernel at all. The two-step login works
-//! everywhere: the first cell returns a [`PendingLogin`] (shown as a sign-in
-//! link), the next finishes it.
+//! everywhere: the first cell returns a [`PendingLogin`] (shown as a login
+//! card with a sign-in button and a QR code: end the cell with `login`), the
+//! next finishes it. A [`CartoAuth`] at the end of a cell shows a status card.
 //! ```no_run
 //! # use carto_auth::CartoAuth;
 //! let login = CartoAuth::oauth().open_browser(false).begin()?;
@@ -107,6 +108,7 @@
 //! # Cargo features
 //! | feature | default | adds |
 //! | --- | --- | --- |
+//! | `notebook` | yes | evcxr display: `PendingLogin::to_html` (login card with a QR code), `CartoAuth::to_html` (status card), their `evcxr_display`, and a text QR code in the paste flow (qrcode, without its `image` feature) |
 //! | `cli` | no | the `carto-auth` binary (clap) |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -115,8 +117,13 @@ mod api;
 mod auth;
 mod cache;
 mod callback;
+#[cfg(feature = "notebook")]
+mod display;
 mod endpoints;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod login;
 mod m2m;

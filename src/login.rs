@@ -69,11 +69,18 @@ impl PendingLogin {
         };
         if why_paste.is_none() {
             match endpoints.local_callback() {
-                None => why_paste = Some(format!("the redirect URI {} is not on this machine", endpoints.redirect_uri)),
+                None => {
+                    why_paste = Some(format!(
+                        "the redirect URI {} is not on this machine",
+                        endpoints.redirect_uri
+                    ))
+                }
                 Some((port, path)) => match Self::start_local(&config, pkce, port, &path) {
                     Ok(login) => return Ok(login),
                     Err((reason, pkce)) => {
-                        config.prompt.notice(&format!("{reason}; continuing with a code to paste instead."));
+                        config.prompt.notice(&format!(
+                            "{reason}; continuing with a code to paste instead."
+                        ));
                         return Ok(Self::paste(config.clone(), pkce, Some(reason)));
                     }
                 },
@@ -91,26 +98,42 @@ impl PendingLogin {
         let endpoints = &config.common.endpoints;
         let server = match CallbackServer::bind(port, path) {
             Ok(server) => server,
-            Err(e) => return Err((format!("the login callback port {port} cannot be used ({e})"), pkce)),
+            Err(e) => {
+                return Err((
+                    format!("the login callback port {port} cannot be used ({e})"),
+                    pkce,
+                ));
+            }
         };
         let state = match random_urlsafe(24) {
             Ok(s) => s,
             Err(e) => return Err((e.to_string(), pkce)),
         };
         let redirect_uri = endpoints.redirect_uri.clone();
-        let url = authorize_url(endpoints, &redirect_uri, &pkce.challenge, Some(&state), config.org.as_deref());
+        let url = authorize_url(
+            endpoints,
+            &redirect_uri,
+            &pkce.challenge,
+            Some(&state),
+            config.org.as_deref(),
+        );
 
         // The server must be listening before the browser can come back.
         let (tx, rx) = oneshot::channel();
         let (srv, timeout) = (server.clone(), config.login_timeout);
         let (success, error) = (endpoints.success_page.clone(), endpoints.error_page.clone());
-        let spawned = std::thread::Builder::new().name("carto-auth-callback".into()).spawn(move || {
-            // No printing here: evcxr forwards a background thread's output
-            // only while some cell runs.
-            let _ = tx.send(srv.serve(&state, timeout, &success, &error));
-        });
+        let spawned = std::thread::Builder::new()
+            .name("carto-auth-callback".into())
+            .spawn(move || {
+                // No printing here: evcxr forwards a background thread's output
+                // only while some cell runs.
+                let _ = tx.send(srv.serve(&state, timeout, &success, &error));
+            });
         if let Err(e) = spawned {
-            return Err((format!("the login callback server could not start ({e})"), pkce));
+            return Err((
+                format!("the login callback server could not start ({e})"),
+                pkce,
+            ));
         }
         if let Err(e) = webbrowser::open(&url) {
             server.stop();
@@ -125,14 +148,24 @@ impl PendingLogin {
             browser_opened: true,
             why_paste: None,
             verifier: Mutex::new(Verifier::Unused(pkce.verifier)),
-            callback: Some(Callback { server, result: Mutex::new(Some(rx)), timeout }),
+            callback: Some(Callback {
+                server,
+                result: Mutex::new(Some(rx)),
+                timeout,
+            }),
         })
     }
 
     fn paste(config: Arc<OAuthConfig>, pkce: Pkce, why_paste: Option<String>) -> PendingLogin {
         let redirect_uri = config.common.endpoints.paste_redirect_uri.clone();
         // No `state`, as the Python package: CARTO's page shows the code only.
-        let url = authorize_url(&config.common.endpoints, &redirect_uri, &pkce.challenge, None, config.org.as_deref());
+        let url = authorize_url(
+            &config.common.endpoints,
+            &redirect_uri,
+            &pkce.challenge,
+            None,
+            config.org.as_deref(),
+        );
         PendingLogin {
             config,
             authorize_url: url,
@@ -223,7 +256,9 @@ impl PendingLogin {
         };
         let receiver = lock(&callback.result).take();
         let Some(receiver) = receiver else {
-            return Err(Error::LoginFinished { state: "waited for" });
+            return Err(Error::LoginFinished {
+                state: "waited for",
+            });
         };
         let outcome = receiver.await.unwrap_or(CallbackResult::Stopped);
         match outcome {
@@ -234,7 +269,10 @@ impl PendingLogin {
             }
             CallbackResult::TimedOut => {
                 self.mark("cancelled");
-                Err(Error::LoginTimeout { redirect_uri: self.redirect_uri.clone(), waited: callback.timeout })
+                Err(Error::LoginTimeout {
+                    redirect_uri: self.redirect_uri.clone(),
+                    waited: callback.timeout,
+                })
             }
             CallbackResult::Stopped => {
                 self.mark("cancelled");
@@ -258,7 +296,9 @@ impl PendingLogin {
             .map_err(Error::Input)?;
         if answer.trim().is_empty() {
             self.mark("cancelled");
-            return Err(Error::NoAnswer { hint: prompt.no_answer_hint() });
+            return Err(Error::NoAnswer {
+                hint: prompt.no_answer_hint(),
+            });
         }
         self.complete_async(&answer).await
     }
@@ -280,19 +320,27 @@ impl PendingLogin {
     async fn finish(&self, code: AuthorizationCode) -> Result<CartoAuth> {
         // Taken out before the exchange: a code is single-use, so whatever
         // the token endpoint says, this login is over.
-        let verifier = match std::mem::replace(&mut *lock(&self.verifier), Verifier::Finished("failed")) {
-            Verifier::Unused(v) => v,
-            Verifier::Finished(state) => {
-                *lock(&self.verifier) = Verifier::Finished(state);
-                return Err(Error::LoginFinished { state });
-            }
-        };
+        let verifier =
+            match std::mem::replace(&mut *lock(&self.verifier), Verifier::Finished("failed")) {
+                Verifier::Unused(v) => v,
+                Verifier::Finished(state) => {
+                    *lock(&self.verifier) = Verifier::Finished(state);
+                    return Err(Error::LoginFinished { state });
+                }
+            };
         if let Some(callback) = &self.callback {
             callback.server.stop();
         }
         let config = &self.config;
         let http = config.common.http()?;
-        let token = exchange_code(&http, &config.common.endpoints, &code, &self.redirect_uri, &verifier).await?;
+        let token = exchange_code(
+            &http,
+            &config.common.endpoints,
+            &code,
+            &self.redirect_uri,
+            &verifier,
+        )
+        .await?;
         let auth = CartoAuth::after_login(config.clone(), token, http).await?;
         *lock(&self.verifier) = Verifier::Finished("completed");
         Ok(auth)
@@ -325,5 +373,7 @@ impl std::fmt::Debug for PendingLogin {
 /// A poisoned lock only means another thread panicked while holding it; the
 /// data (a verifier or a receiver) is still sound.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -24,22 +24,30 @@ impl Pkce {
         // 43..=128 and with 512 bits of entropy.
         let verifier = random_urlsafe(64)?;
         let challenge = challenge_for(&verifier);
-        Ok(Pkce { verifier: CodeVerifier::new(verifier), challenge })
+        Ok(Pkce {
+            verifier: CodeVerifier::new(verifier),
+            challenge,
+        })
     }
 }
 
 /// base64url(SHA-256(verifier)), unpadded.
 pub(crate) fn challenge_for(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()))
+    URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ))
 }
 
 /// `bytes` random bytes from the OS, base64url without padding.
 pub(crate) fn random_urlsafe(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
-    SystemRandom::new().fill(&mut buf).map_err(|_| Error::Setup {
-        what: "the system random number generator",
-        message: "no random bytes".into(),
-    })?;
+    SystemRandom::new()
+        .fill(&mut buf)
+        .map_err(|_| Error::Setup {
+            what: "the system random number generator",
+            message: "no random bytes".into(),
+        })?;
     Ok(URL_SAFE_NO_PAD.encode(buf))
 }
 
@@ -76,7 +84,10 @@ pub(crate) enum CallbackOutcome {
     /// A code for this login.
     Code(AuthorizationCode),
     /// An OAuth error for this login.
-    Denied { error: String, description: Option<String> },
+    Denied {
+        error: String,
+        description: Option<String>,
+    },
     /// Anything else (no or wrong `state`, no code): not ours, ignored.
     Stray,
 }
@@ -113,21 +124,36 @@ pub(crate) fn states_match(got: &str, expected: &str) -> bool {
 /// Reads what a user pasted: the whole address CARTO sent them to (its `code`
 /// parameter is taken; an `error` parameter is an error) or the bare code.
 pub(crate) fn parse_pasted(input: &str) -> Result<AuthorizationCode> {
-    let text = input.trim().trim_matches(|c| matches!(c, '"' | '\'' | '<' | '>')).trim();
+    let text = input
+        .trim()
+        .trim_matches(|c| matches!(c, '"' | '\'' | '<' | '>'))
+        .trim();
     if text.is_empty() {
-        return Err(Error::NoCode { what: "it was empty" });
+        return Err(Error::NoCode {
+            what: "it was empty",
+        });
     }
-    let looks_like_url = text.contains("://") || text.contains('?') || text.contains('=');
+    // `key=value` pairs mean an address (or its query); an `=` that only
+    // ends the text is a bare code's base64 padding, which `is_code_like`
+    // accepts.
+    let has_pairs = text.trim_end_matches('=').contains('=')
+        || text.starts_with("code=")
+        || text.starts_with("error=");
+    let looks_like_url = text.contains("://") || text.contains('?') || has_pairs;
     if !looks_like_url {
         return if is_code_like(text) {
             Ok(AuthorizationCode::new(text))
         } else {
-            Err(Error::NoCode { what: "it is neither an address nor a code: codes are one word" })
+            Err(Error::NoCode {
+                what: "it is neither an address nor a code: codes are one word",
+            })
         };
     }
     // Parameters may sit in the query or, with some front ends, the fragment.
     let after_question = text.split_once('?').map_or(text, |(_, rest)| rest);
-    let (query, fragment) = after_question.split_once('#').unwrap_or((after_question, ""));
+    let (query, fragment) = after_question
+        .split_once('#')
+        .unwrap_or((after_question, ""));
     let (mut code, mut error, mut description) = (None, None, None);
     for part in [query, fragment] {
         for (key, value) in url::form_urlencoded::parse(part.as_bytes()) {
@@ -146,8 +172,12 @@ pub(crate) fn parse_pasted(input: &str) -> Result<AuthorizationCode> {
     }
     match code {
         Some(code) if is_code_like(&code) => Ok(AuthorizationCode::new(code)),
-        Some(_) => Err(Error::NoCode { what: "its code parameter is empty or malformed" }),
-        None => Err(Error::NoCode { what: "the address has no code parameter" }),
+        Some(_) => Err(Error::NoCode {
+            what: "its code parameter is empty or malformed",
+        }),
+        None => Err(Error::NoCode {
+            what: "the address has no code parameter",
+        }),
     }
 }
 
@@ -155,7 +185,9 @@ pub(crate) fn parse_pasted(input: &str) -> Result<AuthorizationCode> {
 fn is_code_like(code: &str) -> bool {
     !code.is_empty()
         && code.len() <= 4096
-        && code.chars().all(|c| c.is_ascii_alphanumeric() || "-._~+/=".contains(c))
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~+/=".contains(c))
 }
 
 /// Exchanges a code for a token, with exactly the Python package's form.
@@ -210,7 +242,10 @@ mod tests {
         let b = Pkce::generate().unwrap();
         let v = a.verifier.secret();
         assert!((43..=128).contains(&v.len()), "{}", v.len());
-        assert!(v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
         assert_ne!(v, b.verifier.secret());
         assert_eq!(a.challenge, challenge_for(v));
         assert!(!a.challenge.contains('='));
@@ -218,7 +253,13 @@ mod tests {
 
     #[test]
     fn authorize_url_has_python_parameters_in_order() {
-        let url = authorize_url(&Endpoints::carto(), "http://localhost:10000/callback/", "CH", None, None);
+        let url = authorize_url(
+            &Endpoints::carto(),
+            "http://localhost:10000/callback/",
+            "CH",
+            None,
+            None,
+        );
         assert_eq!(
             url,
             "https://auth.carto.com/authorize?client_id=0dxb8HR3ATXCxJiPOJVHsLoHoAtbRX6u\
@@ -226,28 +267,57 @@ mod tests {
              &redirect_uri=http%3A%2F%2Flocalhost%3A10000%2Fcallback%2F\
              &code_challenge_method=S256&code_challenge=CH"
         );
-        let with = authorize_url(&Endpoints::carto(), "r", "CH", Some("st"), Some("acme corp"));
-        assert!(with.ends_with("&code_challenge=CH&state=st&organization=acme+corp"), "{with}");
+        let with = authorize_url(
+            &Endpoints::carto(),
+            "r",
+            "CH",
+            Some("st"),
+            Some("acme corp"),
+        );
+        assert!(
+            with.ends_with("&code_challenge=CH&state=st&organization=acme+corp"),
+            "{with}"
+        );
     }
 
     #[test]
     fn callback_needs_the_right_state() {
-        assert!(matches!(parse_callback_query("code=abc&state=S1", "S1"), CallbackOutcome::Code(c) if c.secret() == "abc"));
-        assert!(matches!(parse_callback_query("code=abc&state=S2", "S1"), CallbackOutcome::Stray));
-        assert!(matches!(parse_callback_query("code=abc", "S1"), CallbackOutcome::Stray));
-        assert!(matches!(parse_callback_query("state=S1", "S1"), CallbackOutcome::Stray));
-        assert!(matches!(parse_callback_query("", "S1"), CallbackOutcome::Stray));
+        assert!(
+            matches!(parse_callback_query("code=abc&state=S1", "S1"), CallbackOutcome::Code(c) if c.secret() == "abc")
+        );
+        assert!(matches!(
+            parse_callback_query("code=abc&state=S2", "S1"),
+            CallbackOutcome::Stray
+        ));
+        assert!(matches!(
+            parse_callback_query("code=abc", "S1"),
+            CallbackOutcome::Stray
+        ));
+        assert!(matches!(
+            parse_callback_query("state=S1", "S1"),
+            CallbackOutcome::Stray
+        ));
+        assert!(matches!(
+            parse_callback_query("", "S1"),
+            CallbackOutcome::Stray
+        ));
         assert!(matches!(
             parse_callback_query("error=access_denied&error_description=no&state=S1", "S1"),
             CallbackOutcome::Denied { error, description } if error == "access_denied" && description.as_deref() == Some("no")
         ));
-        assert!(matches!(parse_callback_query("error=access_denied&state=X", "S1"), CallbackOutcome::Stray));
+        assert!(matches!(
+            parse_callback_query("error=access_denied&state=X", "S1"),
+            CallbackOutcome::Stray
+        ));
     }
 
     #[test]
     fn pasted_full_url_bare_code_and_quotes() {
         let code = |s: &str| parse_pasted(s).map(|c| c.secret().to_string());
-        assert_eq!(code("https://app.carto.com/auth/token?code=AbC-12_x&state=z").unwrap(), "AbC-12_x");
+        assert_eq!(
+            code("https://app.carto.com/auth/token?code=AbC-12_x&state=z").unwrap(),
+            "AbC-12_x"
+        );
         assert_eq!(code("  AbC-12_x \n").unwrap(), "AbC-12_x");
         assert_eq!(code("\"AbC-12_x\"").unwrap(), "AbC-12_x");
         assert_eq!(code("https://x/cb#code=frag").unwrap(), "frag");
@@ -256,7 +326,9 @@ mod tests {
 
     #[test]
     fn pasted_errors_are_clear() {
-        match parse_pasted("https://app.carto.com/auth/token?error=access_denied&error_description=User%20cancelled") {
+        match parse_pasted(
+            "https://app.carto.com/auth/token?error=access_denied&error_description=User%20cancelled",
+        ) {
             Err(Error::Authorization { error, description }) => {
                 assert_eq!(error, "access_denied");
                 assert_eq!(description.as_deref(), Some("User cancelled"));
@@ -264,9 +336,18 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(parse_pasted(""), Err(Error::NoCode { .. })));
-        assert!(matches!(parse_pasted("https://app.carto.com/auth/token"), Err(Error::NoCode { .. })));
-        assert!(matches!(parse_pasted("https://app.carto.com/?code="), Err(Error::NoCode { .. })));
-        assert!(matches!(parse_pasted("two words"), Err(Error::NoCode { .. })));
+        assert!(matches!(
+            parse_pasted("https://app.carto.com/auth/token"),
+            Err(Error::NoCode { .. })
+        ));
+        assert!(matches!(
+            parse_pasted("https://app.carto.com/?code="),
+            Err(Error::NoCode { .. })
+        ));
+        assert!(matches!(
+            parse_pasted("two words"),
+            Err(Error::NoCode { .. })
+        ));
     }
 
     #[test]
@@ -274,5 +355,143 @@ mod tests {
         assert!(states_match("abc", "abc"));
         assert!(!states_match("abc", "abd"));
         assert!(!states_match("abc", "abcd"));
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The fuzz seeds (fuzz/seeds/pasted_answer), shapes the fuzzer kept,
+    /// and the case proptest found: a bare code ending in base64 padding.
+    #[test]
+    fn fuzz_seeds_and_findings_stay_fixed() {
+        let code = |s: &str| parse_pasted(s).map(|c| c.secret().to_string()).ok();
+        assert_eq!(code("AbC12=="), Some("AbC12==".into()));
+        assert_eq!(code("="), Some("=".into()));
+        assert_eq!(
+            code("https://app.carto.com/auth/token?code=AbC-12_x&state=z").as_deref(),
+            Some("AbC-12_x")
+        );
+        assert_eq!(code("  <AbC>  ").as_deref(), Some("AbC"));
+        for no_code in [
+            "code=",
+            "error=",
+            "'''''''''''''''')'",
+            "  <  ",
+            "'=++2Z+e=+",
+            "sax:2// :D/':://]-",
+            "' \u{fffd}",
+            "\u{30c5}",
+            "?",
+            "#",
+            "://",
+        ] {
+            assert_eq!(code(no_code), None, "{no_code:?}");
+        }
+        assert!(matches!(
+            parse_pasted("error=x&code=y"),
+            Err(Error::Authorization { .. })
+        ));
+        assert!(matches!(
+            parse_pasted(&format!("?code={}", "a".repeat(5000))),
+            Err(Error::NoCode { .. })
+        ));
+    }
+
+    /// Authorization codes as `is_code_like` allows them.
+    const CODE: &str = "[A-Za-z0-9._~+/=-]{1,120}";
+
+    fn query(pairs: &[(&str, &str)]) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            q.append_pair(k, v);
+        }
+        q.finish()
+    }
+
+    proptest! {
+        #[test]
+        fn pasted_text_never_panics(input in any::<String>()) {
+            let _ = parse_pasted(&input);
+        }
+
+        #[test]
+        fn url_like_pasted_text_never_panics(input in "[a-z0-9:/?&=#%+. \"'<>-]{0,80}") {
+            let _ = parse_pasted(&input);
+        }
+
+        #[test]
+        fn a_url_built_with_a_code_gives_that_code_back(
+            code in CODE,
+            state in "[A-Za-z0-9_-]{0,30}",
+            host in "[a-z]{1,12}(\\.[a-z]{2,5})?",
+            in_fragment in any::<bool>(),
+            pad in "[ \t\r\n]{0,3}",
+        ) {
+            let params = query(&[("code", &code), ("state", &state)]);
+            let sep = if in_fragment { '#' } else { '?' };
+            let url = format!("{pad}https://{host}/auth/token{sep}{params}{pad}");
+            let got = parse_pasted(&url).map(|c| c.secret().to_string());
+            prop_assert_eq!(got.ok(), Some(code));
+        }
+
+        #[test]
+        fn a_bare_code_gives_that_code_back(code in "[A-Za-z0-9._~+/-]{1,120}={0,2}", quote in "[\"'<]?", pad in "[ \t\n]{0,3}") {
+            let close = if quote == "<" { ">".to_string() } else { quote.clone() };
+            let pasted = format!("{pad}{quote}{code}{close}{pad}");
+            let got = parse_pasted(&pasted).map(|c| c.secret().to_string());
+            prop_assert_eq!(got.ok(), Some(code));
+        }
+
+        #[test]
+        fn an_error_in_the_url_is_that_error(error in "\\PC{0,40}", description in "\\PC{0,40}", code in proptest::option::of(CODE)) {
+            let mut pairs = vec![("error", error.as_str()), ("error_description", description.as_str())];
+            if let Some(code) = &code {
+                pairs.push(("code", code));
+            }
+            let url = format!("https://app.carto.com/auth/token?{}", query(&pairs));
+            match parse_pasted(&url) {
+                Err(Error::Authorization { error: e, description: d }) => {
+                    prop_assert_eq!(e, error);
+                    prop_assert_eq!(d, Some(description));
+                }
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
+
+        #[test]
+        fn callback_query_never_panics(query in any::<String>(), state in any::<String>()) {
+            let _ = parse_callback_query(&query, &state);
+        }
+
+        #[test]
+        fn a_callback_with_this_state_and_a_code_gives_the_code(
+            code in CODE,
+            state in "[A-Za-z0-9_-]{1,40}",
+            noise in proptest::collection::vec(("[a-z_]{1,8}", "\\PC{0,10}"), 0..4),
+        ) {
+            let mut pairs: Vec<(&str, &str)> = noise
+                .iter()
+                .filter(|(k, _)| !["code", "state", "error", "error_description"].contains(&k.as_str()))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            pairs.push(("code", &code));
+            pairs.push(("state", &state));
+            let got = parse_callback_query(&query(&pairs), &state);
+            prop_assert!(matches!(&got, CallbackOutcome::Code(c) if c.secret() == code), "{:?}", got);
+        }
+
+        #[test]
+        fn without_this_state_nothing_ends_the_login(
+            pairs in proptest::collection::vec(("(code|state|error|error_description|x)", "\\PC{0,20}"), 0..6),
+            expected in "[A-Za-z0-9_-]{32}",
+        ) {
+            // Random values never equal a 32-character state by chance.
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let got = parse_callback_query(&query(&pairs), &expected);
+            prop_assert!(matches!(got, CallbackOutcome::Stray), "{:?}", got);
+        }
     }
 }

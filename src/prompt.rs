@@ -85,6 +85,10 @@ impl Prompt for TerminalPrompt {
     }
 }
 
+/// How long the evcxr prompt lets streamed text reach the front end before
+/// it asks for input.
+const EVCXR_STDOUT_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// An evcxr Jupyter kernel: instructions on streamed stdout (shown while the
 /// cell runs; rich output would only show once it ends), the answer through
 /// evcxr's input request, without echo so the notebook does not save it.
@@ -93,11 +97,20 @@ pub struct EvcxrPrompt;
 
 impl Prompt for EvcxrPrompt {
     fn show_login(&self, login: &LoginInstructions) {
-        println!("{}", instructions_text(login));
+        // Write errors are ignored: `println!` would panic on them, and a
+        // panic in a cell loses the user's variables.
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(evcxr_login_text(login).as_bytes());
         let _ = std::io::stdout().flush();
     }
 
     fn ask_code(&self, question: &str) -> std::io::Result<String> {
+        // evcxr forwards a cell's stdout from a thread of its own but sends
+        // the input request at once, on another channel: without a pause the
+        // input box can reach the front end before the sign-in address above
+        // it. A quarter of a second is far more than forwarding takes.
+        std::thread::sleep(EVCXR_STDOUT_SETTLE);
         Ok(evcxr_input::get_password(question))
     }
 
@@ -113,10 +126,29 @@ impl Prompt for EvcxrPrompt {
     }
 }
 
+/// What a waiting evcxr cell streams: the instructions with the URL on a
+/// line of its own (JupyterLab makes it a link), and, in the paste flow, a QR
+/// code of it in Unicode blocks so that a phone can open it. Rich output
+/// would only show once the cell ends, too late.
+fn evcxr_login_text(login: &LoginInstructions) -> String {
+    let text = instructions_text(login);
+    #[cfg(feature = "notebook")]
+    if login.flow == Flow::Paste
+        && let Some(qr) = crate::display::qr_text(&login.authorize_url)
+    {
+        return format!("{text}Or scan this QR code with a phone:\n{qr}\n");
+    }
+    text
+}
+
 /// The text both built-in prompts show.
 pub(crate) fn instructions_text(login: &LoginInstructions) -> String {
     let mut out = String::new();
-    let org = login.org.as_deref().map(|o| format!(" (organization {o})")).unwrap_or_default();
+    let org = login
+        .org
+        .as_deref()
+        .map(|o| format!(" (organization {o})"))
+        .unwrap_or_default();
     match (login.flow, login.browser_opened) {
         (Flow::LocalCallback, true) => {
             out.push_str(&format!(
@@ -125,7 +157,9 @@ pub(crate) fn instructions_text(login: &LoginInstructions) -> String {
             ));
         }
         (Flow::LocalCallback, false) => {
-            out.push_str(&format!("Sign in to CARTO{org}: open this address in a browser on this machine:\n"));
+            out.push_str(&format!(
+                "Sign in to CARTO{org}: open this address in a browser on this machine:\n"
+            ));
         }
         (Flow::Paste, _) => {
             if let Some(why) = &login.why_paste {
@@ -160,9 +194,15 @@ pub(crate) fn default_prompt() -> std::sync::Arc<dyn Prompt> {
 /// cannot: the Python package's Colab and Databricks cases, plus remote
 /// kernels and sessions where a local browser could never reach the
 /// callback. `CARTO_AUTH_OPEN_BROWSER=0|1` overrides the guess either way.
-pub(crate) fn no_local_browser(var: impl Fn(&str) -> Option<String>, is_linux: bool) -> Option<String> {
+pub(crate) fn no_local_browser(
+    var: impl Fn(&str) -> Option<String>,
+    is_linux: bool,
+) -> Option<String> {
     let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
-    match var("CARTO_AUTH_OPEN_BROWSER").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+    match var("CARTO_AUTH_OPEN_BROWSER")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
         Some("0" | "false" | "no" | "off") => return Some("CARTO_AUTH_OPEN_BROWSER=0".into()),
         Some("1" | "true" | "yes" | "on") => return None,
         _ => {}
@@ -185,12 +225,24 @@ pub(crate) fn no_local_browser(var: impl Fn(&str) -> Option<String>, is_linux: b
     Some(reason.into())
 }
 
+/// A warning the user should see once: on stderr (streamed by evcxr too)
+/// and to the `log` facade for programs that collect logs.
+pub(crate) fn warn(message: &str) {
+    log::warn!("{message}");
+    eprintln!("carto-auth: warning: {message}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
@@ -206,10 +258,20 @@ mod tests {
             ("BINDER_SERVICE_HOST", "Binder"),
             ("SSH_CONNECTION", "SSH session"),
         ] {
-            assert_eq!(no_local_browser(env(&[display, (var, "x")]), true).as_deref(), Some(reason), "{var}");
+            assert_eq!(
+                no_local_browser(env(&[display, (var, "x")]), true).as_deref(),
+                Some(reason),
+                "{var}"
+            );
         }
-        assert_eq!(no_local_browser(env(&[]), true).as_deref(), Some("no display"));
-        assert_eq!(no_local_browser(env(&[("WAYLAND_DISPLAY", "w")]), true), None);
+        assert_eq!(
+            no_local_browser(env(&[]), true).as_deref(),
+            Some("no display")
+        );
+        assert_eq!(
+            no_local_browser(env(&[("WAYLAND_DISPLAY", "w")]), true),
+            None
+        );
         assert_eq!(no_local_browser(env(&[("BROWSER", "firefox")]), true), None);
     }
 
@@ -217,7 +279,10 @@ mod tests {
     fn the_override_wins_either_way() {
         let on = ("CARTO_AUTH_OPEN_BROWSER", "1");
         let off = ("CARTO_AUTH_OPEN_BROWSER", "0");
-        assert_eq!(no_local_browser(env(&[on, ("SSH_CONNECTION", "x")]), true), None);
+        assert_eq!(
+            no_local_browser(env(&[on, ("SSH_CONNECTION", "x")]), true),
+            None
+        );
         assert!(no_local_browser(env(&[off, ("DISPLAY", ":0")]), true).is_some());
     }
 
@@ -235,14 +300,39 @@ mod tests {
             org: Some("acme".into()),
             why_paste: Some("JupyterHub".into()),
         });
-        assert!(text.lines().any(|l| l == "https://auth.example/authorize?x=1"), "{text}");
-        assert!(text.contains("JupyterHub") && text.contains("organization acme"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l == "https://auth.example/authorize?x=1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("JupyterHub") && text.contains("organization acme"),
+            "{text}"
+        );
     }
-}
 
-/// A warning the user should see once: on stderr (streamed by evcxr too)
-/// and to the `log` facade for programs that collect logs.
-pub(crate) fn warn(message: &str) {
-    log::warn!("{message}");
-    eprintln!("carto-auth: warning: {message}");
+    #[test]
+    fn evcxr_streams_a_text_qr_code_after_the_url_in_the_paste_flow_only() {
+        let mut login = LoginInstructions {
+            authorize_url: "https://auth.example/authorize?x=1".into(),
+            flow: Flow::Paste,
+            browser_opened: false,
+            org: None,
+            why_paste: None,
+        };
+        let text = evcxr_login_text(&login);
+        let lines: Vec<&str> = text.lines().collect();
+        let url_at = lines
+            .iter()
+            .position(|l| *l == login.authorize_url)
+            .expect("the URL on its own line");
+        let has_qr = lines[url_at + 1..].iter().any(|l| l.contains('\u{2588}'));
+        assert_eq!(has_qr, cfg!(feature = "notebook"), "{text}");
+        assert!(!ASK_CODE.contains(':'));
+
+        login.flow = Flow::LocalCallback;
+        login.browser_opened = true;
+        // A phone cannot reach this machine's callback server.
+        assert!(!evcxr_login_text(&login).contains('\u{2588}'));
+    }
 }

@@ -20,7 +20,10 @@ where
             .enable_all()
             .build()
             .map(|rt| rt.block_on(future))
-            .map_err(|e| Error::Setup { what: "an async runtime", message: e.to_string() })
+            .map_err(|e| Error::Setup {
+                what: "an async runtime",
+                message: e.to_string(),
+            })
     };
     if tokio::runtime::Handle::try_current().is_ok() {
         std::thread::scope(|scope| match scope.spawn(run).join() {
@@ -43,7 +46,9 @@ mod tests {
 
     #[test]
     fn runs_inside_a_current_thread_runtime_without_panicking() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let got = rt.block_on(async { block_on(async { "inner" }).unwrap() });
         assert_eq!(got, "inner");
     }

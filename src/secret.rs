@@ -73,11 +73,23 @@ mod tests {
 
     #[test]
     fn debug_is_redacted_for_every_secret() {
-        assert_eq!(format!("{:?}", AccessToken::new("tok-123")), "AccessToken([redacted])");
-        assert_eq!(format!("{:?}", ClientSecret::new("s3cr3t")), "ClientSecret([redacted])");
-        assert_eq!(format!("{:?}", CodeVerifier::new("verif")), "CodeVerifier([redacted])");
-        assert_eq!(format!("{:?}", AuthorizationCode::new("c0de")), "AuthorizationCode([redacted])");
-        assert_eq!(format!("{:#?}", Some(AccessToken::new("tok-123"))).contains("tok-123"), false);
+        assert_eq!(
+            format!("{:?}", AccessToken::new("tok-123")),
+            "AccessToken([redacted])"
+        );
+        assert_eq!(
+            format!("{:?}", ClientSecret::new("s3cr3t")),
+            "ClientSecret([redacted])"
+        );
+        assert_eq!(
+            format!("{:?}", CodeVerifier::new("verif")),
+            "CodeVerifier([redacted])"
+        );
+        assert_eq!(
+            format!("{:?}", AuthorizationCode::new("c0de")),
+            "AuthorizationCode([redacted])"
+        );
+        assert!(!format!("{:#?}", Some(AccessToken::new("tok-123"))).contains("tok-123"));
     }
 
     #[test]

@@ -48,9 +48,13 @@ impl Token {
     /// Reads `{"access_token": "...", "expires_in": N}`, the answer of both
     /// grants. `Err` describes what came instead, without its values.
     pub(crate) fn from_response(value: &Value, now: i64) -> Result<Token, String> {
-        let token = value.get("access_token").and_then(Value::as_str).filter(|t| !t.is_empty());
+        let token = value
+            .get("access_token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty());
         let expires_in = value.get("expires_in").and_then(|v| {
-            v.as_i64().or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+            v.as_i64()
+                .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
         });
         match (token, expires_in) {
             (Some(token), Some(expires_in)) if expires_in > 0 => Ok(Token {
@@ -69,7 +73,10 @@ mod tests {
 
     #[test]
     fn expiry_has_a_sixty_second_margin() {
-        let t = Token { access_token: AccessToken::new("t"), expiration: 10_000 };
+        let t = Token {
+            access_token: AccessToken::new("t"),
+            expiration: 10_000,
+        };
         assert!(!t.is_expired_at(10_000 - 61));
         assert!(t.is_expired_at(10_000 - 60));
         assert!(t.is_expired_at(10_001));
@@ -79,7 +86,11 @@ mod tests {
 
     #[test]
     fn a_good_answer_gives_now_plus_expires_in() {
-        let t = Token::from_response(&json!({"access_token": "abc", "expires_in": 86400, "token_type": "Bearer"}), 1_700_000_000).unwrap();
+        let t = Token::from_response(
+            &json!({"access_token": "abc", "expires_in": 86400, "token_type": "Bearer"}),
+            1_700_000_000,
+        )
+        .unwrap();
         assert_eq!(t.access_token.secret(), "abc");
         assert_eq!(t.expiration, 1_700_086_400);
     }
@@ -87,7 +98,10 @@ mod tests {
     #[test]
     fn a_bad_answer_is_described_without_its_values() {
         let err = Token::from_response(&json!({"access_token": "sekret"}), 0).unwrap_err();
-        assert!(err.contains("access_token") && !err.contains("sekret"), "{err}");
+        assert!(
+            err.contains("access_token") && !err.contains("sekret"),
+            "{err}"
+        );
         assert!(Token::from_response(&json!({"access_token": "", "expires_in": 5}), 0).is_err());
         assert!(Token::from_response(&json!({"access_token": "x", "expires_in": -5}), 0).is_err());
         assert!(Token::from_response(&json!({"access_token": 5, "expires_in": 5}), 0).is_err());
@@ -122,7 +136,10 @@ mod describe_tests {
 
     #[test]
     fn expiry_reads_like_a_person_would_say_it() {
-        assert_eq!(describe_expiry(100 + 23 * 3600 + 41 * 60 + 5, 100), "expires in 23 h 41 min");
+        assert_eq!(
+            describe_expiry(100 + 23 * 3600 + 41 * 60 + 5, 100),
+            "expires in 23 h 41 min"
+        );
         assert_eq!(describe_expiry(100 + 5 * 60, 100), "expires in 5 min");
         assert_eq!(describe_expiry(140, 100), "expires in 40 s");
         assert_eq!(describe_expiry(100, 100), "expired");

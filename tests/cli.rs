@@ -18,7 +18,10 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        Env { fake: FakeCarto::start(), home: tempfile::tempdir().unwrap() }
+        Env {
+            fake: FakeCarto::start(),
+            home: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -42,14 +45,20 @@ impl Env {
     }
 
     fn cache(&self, mode: &str) -> PathBuf {
-        self.home.path().join(".carto-auth").join(format!("token_{mode}.json"))
+        self.home
+            .path()
+            .join(".carto-auth")
+            .join(format!("token_{mode}.json"))
     }
 
     fn write_oauth_cache(&self, token: &str) {
         std::fs::create_dir_all(self.cache("oauth").parent().unwrap()).unwrap();
         std::fs::write(
             self.cache("oauth"),
-            format!(r#"{{"api_base_url": "{}", "access_token": "{token}", "expiration": 99999999999}}"#, self.fake.api_base_url()),
+            format!(
+                r#"{{"api_base_url": "{}", "access_token": "{token}", "expiration": 99999999999}}"#,
+                self.fake.api_base_url()
+            ),
         )
         .unwrap();
     }
@@ -65,17 +74,36 @@ fn err(o: &Output) -> String {
 
 /// Exit 1 with exactly one line on stderr, no backtrace.
 fn assert_one_line_error(o: &Output, contains: &str) {
-    assert_eq!(o.status.code(), Some(1), "stdout: {} stderr: {}", out(o), err(o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "stdout: {} stderr: {}",
+        out(o),
+        err(o)
+    );
     let stderr = err(o);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("carto-auth: error: ") && stderr.contains(contains), "{stderr}");
-    assert!(!stderr.contains("backtrace") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.starts_with("carto-auth: error: ") && stderr.contains(contains),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("backtrace") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn every_command_has_help_with_an_example_and_there_is_a_version() {
     let env = Env::new();
-    for cmd in ["login", "token", "status", "logout", "dw-credentials", "layer-credentials"] {
+    for cmd in [
+        "login",
+        "token",
+        "status",
+        "logout",
+        "dw-credentials",
+        "layer-credentials",
+    ] {
         let o = env.run(&[cmd, "--help"]);
         assert_eq!(o.status.code(), Some(0), "{cmd}");
         assert!(out(&o).contains("Example"), "{cmd}: {}", out(&o));
@@ -83,13 +111,21 @@ fn every_command_has_help_with_an_example_and_there_is_a_version() {
     let top = env.run(&["--help"]);
     assert!(out(&top).contains("Exit codes: 0 success, 1 error, 2 usage error"));
     let v = env.run(&["--version"]);
-    assert_eq!(out(&v).trim(), format!("carto-auth {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        out(&v).trim(),
+        format!("carto-auth {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
     let env = Env::new();
-    for args in [&["bogus"][..], &["login", "--m2m", "x.json", "--org", "acme"], &["logout", "--m2m", "--all"], &[]] {
+    for args in [
+        &["bogus"][..],
+        &["login", "--m2m", "x.json", "--org", "acme"],
+        &["logout", "--m2m", "--all"],
+        &[],
+    ] {
         let o = env.run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", err(&o));
     }
@@ -102,7 +138,14 @@ fn m2m_login_then_token_from_the_cache() {
     let creds = creds.to_str().unwrap();
     let o = env.run(&["login", "--m2m", creds]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    assert!(out(&o).starts_with(&format!("Logged in: M2M session, API {}", env.fake.api_base_url())), "{}", out(&o));
+    assert!(
+        out(&o).starts_with(&format!(
+            "Logged in: M2M session, API {}",
+            env.fake.api_base_url()
+        )),
+        "{}",
+        out(&o)
+    );
     let token = env.fake.issued_tokens()[0].clone();
     assert!(!out(&o).contains(&token));
 
@@ -110,8 +153,13 @@ fn m2m_login_then_token_from_the_cache() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(out(&o), format!("{token}\n"), "the token alone on stdout");
     assert_eq!(err(&o), "");
-    assert_eq!(env.fake.requests("/oauth/token").len(), 1, "token came from the cache");
-    let cached: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(env.cache("m2m")).unwrap()).unwrap();
+    assert_eq!(
+        env.fake.requests("/oauth/token").len(),
+        1,
+        "token came from the cache"
+    );
+    let cached: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.cache("m2m")).unwrap()).unwrap();
     assert_eq!(cached["access_token"], token.as_str());
 }
 
@@ -121,7 +169,9 @@ fn token_without_login_or_terminal_fails_and_says_to_log_in() {
     let o = env.run(&["token"]);
     assert_one_line_error(&o, "run `carto-auth login`");
     assert_eq!(out(&o), "");
-    assert!(env.fake.requests("/authorize").is_empty() && env.fake.requests("/oauth/token").is_empty());
+    assert!(
+        env.fake.requests("/authorize").is_empty() && env.fake.requests("/oauth/token").is_empty()
+    );
 }
 
 #[test]
@@ -136,21 +186,35 @@ fn token_uses_a_python_written_oauth_cache() {
 fn interactive_login_reads_the_pasted_address_from_stdin() {
     let env = Env::new();
     let mut cmd = env.command(&["login", "--no-browser", "--org", "acme"]);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = ChildSession::new(cmd.spawn().unwrap());
-    let url = child.wait_line(Duration::from_secs(20), |l| l.starts_with(&format!("{}/authorize?", env.fake.base)));
+    let url = child.wait_line(Duration::from_secs(20), |l| {
+        l.starts_with(&format!("{}/authorize?", env.fake.base))
+    });
     assert!(url.ends_with("&organization=acme"), "{url}");
     let landed = env.fake.authorize(&url);
     child.write_line(&landed);
-    child.wait_line(Duration::from_secs(20), |l| l.starts_with("Signed in to CARTO. OAuth session"));
+    child.wait_line(Duration::from_secs(20), |l| {
+        l.starts_with("Signed in to CARTO. OAuth session")
+    });
     assert!(child.child.wait().unwrap().success());
-    let cached: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(env.cache("oauth")).unwrap()).unwrap();
+    let cached: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.cache("oauth")).unwrap()).unwrap();
     assert_eq!(cached["access_token"], env.fake.issued_tokens()[0].as_str());
 
     // Logged in now: `login` says so, `token` prints it.
     let o = env.run(&["login"]);
-    assert!(out(&o).starts_with("Already logged in: OAuth session"), "{}", out(&o));
-    assert_eq!(out(&env.run(&["token"])), format!("{}\n", env.fake.issued_tokens()[0]));
+    assert!(
+        out(&o).starts_with("Already logged in: OAuth session"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(
+        out(&env.run(&["token"])),
+        format!("{}\n", env.fake.issued_tokens()[0])
+    );
 }
 
 #[test]
@@ -158,12 +222,19 @@ fn login_force_signs_in_again_despite_a_good_cache() {
     let env = Env::new();
     env.write_oauth_cache("old-token");
     let mut cmd = env.command(&["login", "--force", "--no-browser"]);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = ChildSession::new(cmd.spawn().unwrap());
-    let url = child.wait_line(Duration::from_secs(20), |l| l.starts_with(&format!("{}/authorize?", env.fake.base)));
+    let url = child.wait_line(Duration::from_secs(20), |l| {
+        l.starts_with(&format!("{}/authorize?", env.fake.base))
+    });
     child.write_line(&env.fake.authorize(&url));
     assert!(child.child.wait().unwrap().success());
-    assert_eq!(out(&env.run(&["token"])), format!("{}\n", env.fake.issued_tokens()[0]));
+    assert_eq!(
+        out(&env.run(&["token"])),
+        format!("{}\n", env.fake.issued_tokens()[0])
+    );
 }
 
 #[test]
@@ -181,10 +252,15 @@ fn token_signs_in_when_a_terminal_is_attached() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = ChildSession::new(cmd.spawn().unwrap());
-    let url = child.wait_line(Duration::from_secs(20), |l| l.trim_end().starts_with(&format!("{}/authorize?", env.fake.base)));
+    let url = child.wait_line(Duration::from_secs(20), |l| {
+        l.trim_end()
+            .starts_with(&format!("{}/authorize?", env.fake.base))
+    });
     let landed = env.fake.authorize(url.trim_end());
     child.write_line(&landed);
-    let token_line = child.wait_line(Duration::from_secs(20), |l| l.trim_end().starts_with("eyJfake."));
+    let token_line = child.wait_line(Duration::from_secs(20), |l| {
+        l.trim_end().starts_with("eyJfake.")
+    });
     assert!(child.child.wait().unwrap().success());
     assert_eq!(token_line.trim_end(), env.fake.issued_tokens()[0]);
 }
@@ -200,9 +276,18 @@ fn status_shows_sessions_with_the_token_masked() {
     let o = env.run(&["status"]);
     assert_eq!(o.status.code(), Some(0));
     let text = out(&o);
-    assert!(text.contains("unusable: the token cache") && text.contains("not valid JSON"), "{text}");
-    assert!(text.contains(&format!("API base URL  {}", env.fake.api_base_url())), "{text}");
-    assert!(text.contains("eyJfak…") && text.contains("expires in 2"), "{text}");
+    assert!(
+        text.contains("unusable: the token cache") && text.contains("not valid JSON"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("API base URL  {}", env.fake.api_base_url())),
+        "{text}"
+    );
+    assert!(
+        text.contains("eyJfak…") && text.contains("expires in 2"),
+        "{text}"
+    );
     assert!(!text.contains(&token), "{text}");
 
     let o = env.run(&["status", "--json"]);
@@ -224,14 +309,29 @@ fn logout_removes_the_files_it_owns_and_says_which() {
     env.write_oauth_cache("t");
     env.run(&["login", "--m2m", creds.to_str().unwrap()]);
     let o = env.run(&["logout"]);
-    assert_eq!(out(&o), format!("Removed {}\n", env.cache("oauth").display()));
+    assert_eq!(
+        out(&o),
+        format!("Removed {}\n", env.cache("oauth").display())
+    );
     assert!(!env.cache("oauth").exists() && env.cache("m2m").exists());
     let o = env.run(&["logout"]);
-    assert_eq!(out(&o), format!("No cached token at {}\n", env.cache("oauth").display()));
+    assert_eq!(
+        out(&o),
+        format!("No cached token at {}\n", env.cache("oauth").display())
+    );
     let o = env.run(&["logout", "--all"]);
-    assert!(out(&o).contains(&format!("Removed {}", env.cache("m2m").display())), "{}", out(&o));
+    assert!(
+        out(&o).contains(&format!("Removed {}", env.cache("m2m").display())),
+        "{}",
+        out(&o)
+    );
     assert!(!env.cache("m2m").exists());
-    assert!(Path::new(env.home.path()).join("carto_credentials.json").exists(), "logout must not touch other files");
+    assert!(
+        Path::new(env.home.path())
+            .join("carto_credentials.json")
+            .exists(),
+        "logout must not touch other files"
+    );
 }
 
 #[test]
@@ -242,10 +342,16 @@ fn dw_and_layer_credentials() {
     let o = env.run(&["dw-credentials", "--m2m", creds]);
     assert_eq!(out(&o), "carto-dw-ac-fake\ndw-token-fake\n", "{}", err(&o));
     let o = env.run(&["dw-credentials", "--m2m", creds, "--json"]);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&out(&o)).unwrap(), serde_json::json!({"projectId": "carto-dw-ac-fake", "token": "dw-token-fake"}));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out(&o)).unwrap(),
+        serde_json::json!({"projectId": "carto-dw-ac-fake", "token": "dw-token-fake"})
+    );
     let o = env.run(&["layer-credentials", "--m2m", creds]);
     let json: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
-    assert_eq!(json, serde_json::json!({"apiVersion": "v3", "apiBaseUrl": env.fake.api_base_url(), "accessToken": env.fake.issued_tokens()[0]}));
+    assert_eq!(
+        json,
+        serde_json::json!({"apiVersion": "v3", "apiBaseUrl": env.fake.api_base_url(), "accessToken": env.fake.issued_tokens()[0]})
+    );
 }
 
 #[test]
@@ -257,9 +363,13 @@ fn errors_are_one_line_and_name_what_to_fix() {
     assert_one_line_error(&o, "creds.json has no \"client_secret\"");
 
     let o = env.run(&["token", "--m2m", "/nonexistent/creds.json"]);
-    assert_one_line_error(&o, "cannot read the CARTO credentials file /nonexistent/creds.json");
+    assert_one_line_error(
+        &o,
+        "cannot read the CARTO credentials file /nonexistent/creds.json",
+    );
 
-    env.fake.fault("/oauth/token", support::Fault::Status(500, String::new()));
+    env.fake
+        .fault("/oauth/token", support::Fault::Status(500, String::new()));
     let creds = env.creds();
     let o = env.run(&["token", "--m2m", creds.to_str().unwrap(), "--no-cache"]);
     assert_one_line_error(&o, "answered HTTP 500");

@@ -8,8 +8,15 @@ use std::time::Duration;
 use carto_auth::{CartoAuth, Error, Service};
 use support::{FakeCarto, M2M_ID, M2M_SECRET};
 
-fn login(fake: &FakeCarto, creds: &std::path::Path, cache: &std::path::Path) -> Result<CartoAuth, Error> {
-    CartoAuth::m2m(creds).cache_filepath(cache).endpoints(fake.endpoints()).login()
+fn login(
+    fake: &FakeCarto,
+    creds: &std::path::Path,
+    cache: &std::path::Path,
+) -> Result<CartoAuth, Error> {
+    CartoAuth::m2m(creds)
+        .cache_filepath(cache)
+        .endpoints(fake.endpoints())
+        .login()
 }
 
 fn read_json(path: &std::path::Path) -> serde_json::Value {
@@ -21,13 +28,20 @@ fn token_request_has_exactly_the_python_form_fields() {
     let fake = FakeCarto::start();
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
-    let auth = CartoAuth::m2m(&creds).use_cache(false).endpoints(fake.endpoints()).login().unwrap();
+    let auth = CartoAuth::m2m(&creds)
+        .use_cache(false)
+        .endpoints(fake.endpoints())
+        .login()
+        .unwrap();
 
     let requests = fake.requests("/oauth/token");
     assert_eq!(requests.len(), 1);
     let r = &requests[0];
     assert_eq!(r.method, "POST");
-    assert_eq!(r.form_keys(), ["grant_type", "audience", "client_id", "client_secret"]);
+    assert_eq!(
+        r.form_keys(),
+        ["grant_type", "audience", "client_id", "client_secret"]
+    );
     assert_eq!(r.form_value("grant_type"), Some("client_credentials"));
     assert_eq!(r.form_value("audience"), Some("carto-cloud-native-api"));
     assert_eq!(r.form_value("client_id"), Some(M2M_ID));
@@ -47,27 +61,59 @@ fn cache_is_written_privately_and_reused_without_a_request() {
 
     let first = login(&fake, &creds, &cache).unwrap();
     let json = read_json(&cache);
-    assert_eq!(json["access_token"], first.get_access_token().unwrap().as_str());
+    assert_eq!(
+        json["access_token"],
+        first.get_access_token().unwrap().as_str()
+    );
     assert_eq!(json["api_base_url"], fake.api_base_url().as_str());
     assert_eq!(json["client_id"], M2M_ID);
     let expiration = json["expiration"].as_i64().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    assert!((now + 86_400 - expiration).abs() <= 5, "expiration {expiration} is not now + expires_in");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (now + 86_400 - expiration).abs() <= 5,
+        "expiration {expiration} is not now + expires_in"
+    );
     assert_eq!(first.expiration(), expiration);
 
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::metadata(cache.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(cache.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
     }
     // No temporary file is left behind.
-    let names: Vec<_> = std::fs::read_dir(cache.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
+    let names: Vec<_> = std::fs::read_dir(cache.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")),
+        "{names:?}"
+    );
 
     let second = login(&fake, &creds, &cache).unwrap();
-    assert_eq!(second.get_access_token().unwrap(), first.get_access_token().unwrap());
-    assert_eq!(fake.requests("/oauth/token").len(), 1, "a good cache must not cost a request");
+    assert_eq!(
+        second.get_access_token().unwrap(),
+        first.get_access_token().unwrap()
+    );
+    assert_eq!(
+        fake.requests("/oauth/token").len(),
+        1,
+        "a good cache must not cost a request"
+    );
 }
 
 #[test]
@@ -77,7 +123,14 @@ fn a_python_written_cache_is_used_when_its_api_base_url_matches() {
     let creds = fake.m2m_credentials_file(dir.path());
     let cache = dir.path().join("token_m2m.json");
     // Byte for byte what Python's json.dump writes.
-    std::fs::write(&cache, format!(r#"{{"api_base_url": "{}", "access_token": "py-token", "expiration": 99999999999}}"#, fake.api_base_url())).unwrap();
+    std::fs::write(
+        &cache,
+        format!(
+            r#"{{"api_base_url": "{}", "access_token": "py-token", "expiration": 99999999999}}"#,
+            fake.api_base_url()
+        ),
+    )
+    .unwrap();
     let auth = login(&fake, &creds, &cache).unwrap();
     assert_eq!(auth.get_access_token().unwrap(), "py-token");
     assert!(fake.requests("/oauth/token").is_empty());
@@ -108,12 +161,26 @@ fn an_expired_cache_is_renewed_and_rewritten() {
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
     let cache = dir.path().join("token_m2m.json");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     // Expires in 30 s: inside the 60 s margin, so already expired for us.
-    std::fs::write(&cache, format!(r#"{{"api_base_url": "{}", "access_token": "old", "expiration": {}}}"#, fake.api_base_url(), now + 30)).unwrap();
+    std::fs::write(
+        &cache,
+        format!(
+            r#"{{"api_base_url": "{}", "access_token": "old", "expiration": {}}}"#,
+            fake.api_base_url(),
+            now + 30
+        ),
+    )
+    .unwrap();
     let auth = login(&fake, &creds, &cache).unwrap();
     assert_ne!(auth.get_access_token().unwrap(), "old");
-    assert_eq!(read_json(&cache)["access_token"], auth.get_access_token().unwrap().as_str());
+    assert_eq!(
+        read_json(&cache)["access_token"],
+        auth.get_access_token().unwrap().as_str()
+    );
 }
 
 #[test]
@@ -141,9 +208,21 @@ fn with_caching_off_the_file_is_neither_read_nor_written() {
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
     let cache = dir.path().join("token_m2m.json");
-    std::fs::write(&cache, format!(r#"{{"api_base_url": "{}", "access_token": "cached", "expiration": 99999999999}}"#, fake.api_base_url())).unwrap();
+    std::fs::write(
+        &cache,
+        format!(
+            r#"{{"api_base_url": "{}", "access_token": "cached", "expiration": 99999999999}}"#,
+            fake.api_base_url()
+        ),
+    )
+    .unwrap();
     let before = std::fs::read_to_string(&cache).unwrap();
-    let auth = CartoAuth::m2m(&creds).cache_filepath(&cache).use_cache(false).endpoints(fake.endpoints()).login().unwrap();
+    let auth = CartoAuth::m2m(&creds)
+        .cache_filepath(&cache)
+        .use_cache(false)
+        .endpoints(fake.endpoints())
+        .login()
+        .unwrap();
     assert_ne!(auth.get_access_token().unwrap(), "cached");
     assert_eq!(std::fs::read_to_string(&cache).unwrap(), before);
     assert_eq!(auth.cache_filepath(), None);
@@ -155,10 +234,18 @@ fn a_corrupt_cache_counts_as_none_and_is_replaced_after_login() {
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
     let cache = dir.path().join("token_m2m.json");
-    for junk in ["", "{\"api_base_url\": \"x\", \"acc", "[]", "\u{0}\u{1}binary"] {
+    for junk in [
+        "",
+        "{\"api_base_url\": \"x\", \"acc",
+        "[]",
+        "\u{0}\u{1}binary",
+    ] {
         std::fs::write(&cache, junk).unwrap();
         let auth = login(&fake, &creds, &cache).unwrap();
-        assert_eq!(read_json(&cache)["access_token"], auth.get_access_token().unwrap().as_str());
+        assert_eq!(
+            read_json(&cache)["access_token"],
+            auth.get_access_token().unwrap().as_str()
+        );
     }
 }
 
@@ -171,7 +258,12 @@ fn wrong_credentials_are_a_status_error_with_the_servers_words() {
     let cache = dir.path().join("token_m2m.json");
     let err = login(&fake, &creds, &cache).unwrap_err();
     match &err {
-        Error::Status { service: Service::Token, status: 401, error, .. } => assert_eq!(error.as_deref(), Some("access_denied")),
+        Error::Status {
+            service: Service::Token,
+            status: 401,
+            error,
+            ..
+        } => assert_eq!(error.as_deref(), Some("access_denied")),
         other => panic!("{other:?}"),
     }
     let msg = err.to_string();
@@ -186,20 +278,48 @@ fn credentials_file_errors_name_the_file_and_what_to_do() {
     let missing = dir.path().join("nope.json");
     let err = CartoAuth::from_m2m(&missing).unwrap_err();
     assert!(matches!(err, Error::CredentialsRead { .. }), "{err:?}");
-    assert!(err.to_string().contains("nope.json") && err.to_string().contains("Developers > Credentials"));
+    assert!(
+        err.to_string().contains("nope.json")
+            && err.to_string().contains("Developers > Credentials")
+    );
 
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, r#"{"api_base_url": "https://x", "client_id": "id"}"#).unwrap();
     let err = CartoAuth::from_file(&bad).unwrap_err();
-    assert!(matches!(err, Error::CredentialsMissingKey { key: "client_secret", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::CredentialsMissingKey {
+                key: "client_secret",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("bad.json"));
 
-    std::fs::write(&bad, r#"{"api_base_url": "https://x", "client_id": "", "client_secret": "s"}"#).unwrap();
+    std::fs::write(
+        &bad,
+        r#"{"api_base_url": "https://x", "client_id": "", "client_secret": "s"}"#,
+    )
+    .unwrap();
     let err = CartoAuth::from_m2m(&bad).unwrap_err();
-    assert!(matches!(err, Error::CredentialsEmptyValue { key: "client_id", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::CredentialsEmptyValue {
+                key: "client_id",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
     std::fs::write(&bad, "not json").unwrap();
-    assert!(matches!(CartoAuth::from_m2m(&bad).unwrap_err(), Error::CredentialsFormat { .. }));
+    assert!(matches!(
+        CartoAuth::from_m2m(&bad).unwrap_err(),
+        Error::CredentialsFormat { .. }
+    ));
 }
 
 #[test]
@@ -207,11 +327,21 @@ fn carto_dw_and_layer_credentials() {
     let fake = FakeCarto::start();
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
-    let auth = CartoAuth::m2m(&creds).use_cache(false).endpoints(fake.endpoints()).login().unwrap();
-    assert_eq!(auth.get_carto_dw_credentials().unwrap(), ("carto-dw-ac-fake".to_string(), "dw-token-fake".to_string()));
+    let auth = CartoAuth::m2m(&creds)
+        .use_cache(false)
+        .endpoints(fake.endpoints())
+        .login()
+        .unwrap();
+    assert_eq!(
+        auth.get_carto_dw_credentials().unwrap(),
+        ("carto-dw-ac-fake".to_string(), "dw-token-fake".to_string())
+    );
     let dw = fake.requests("/api/v3/connections/carto-dw/token");
     assert_eq!(dw.len(), 1);
-    assert_eq!(dw[0].authorization.as_deref(), Some(format!("Bearer {}", auth.get_access_token().unwrap()).as_str()));
+    assert_eq!(
+        dw[0].authorization.as_deref(),
+        Some(format!("Bearer {}", auth.get_access_token().unwrap()).as_str())
+    );
 
     let layer = auth.get_layer_credentials().unwrap();
     let json: serde_json::Value = serde_json::from_str(&layer.to_json()).unwrap();
@@ -226,7 +356,11 @@ fn carto_dw_errors_suggest_checking_the_api_base_url() {
     let fake = FakeCarto::start();
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
-    let auth = CartoAuth::m2m(&creds).use_cache(false).endpoints(fake.endpoints()).login().unwrap();
+    let auth = CartoAuth::m2m(&creds)
+        .use_cache(false)
+        .endpoints(fake.endpoints())
+        .login()
+        .unwrap();
     for fault in [
         support::Fault::Html,
         support::Fault::Json(r#"{"projectId": "p"}"#.into()),
@@ -246,9 +380,18 @@ fn a_slow_token_endpoint_times_out_with_a_clear_error() {
     fake.fault("/oauth/token", support::Fault::Slow(Duration::from_secs(3)));
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
-    let err = CartoAuth::m2m(&creds).use_cache(false).endpoints(fake.endpoints()).timeout(Duration::from_millis(500)).login().unwrap_err();
+    let err = CartoAuth::m2m(&creds)
+        .use_cache(false)
+        .endpoints(fake.endpoints())
+        .timeout(Duration::from_millis(500))
+        .login()
+        .unwrap_err();
     match err {
-        Error::Network { service: Service::Token, ref message, .. } => assert!(message.contains("no answer within"), "{message}"),
+        Error::Network {
+            service: Service::Token,
+            ref message,
+            ..
+        } => assert!(message.contains("no answer within"), "{message}"),
         other => panic!("{other:?}"),
     }
 }
@@ -261,11 +404,21 @@ fn blocking_api_works_inside_a_tokio_runtime() {
     let endpoints = fake.endpoints();
     for flavor in ["current_thread", "multi_thread"] {
         let rt = match flavor {
-            "current_thread" => tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
-            _ => tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap(),
+            "current_thread" => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            _ => tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
         };
         let token = rt.block_on(async {
-            let auth = CartoAuth::m2m(&creds).use_cache(false).endpoints(endpoints.clone()).login().unwrap();
+            let auth = CartoAuth::m2m(&creds)
+                .use_cache(false)
+                .endpoints(endpoints.clone())
+                .login()
+                .unwrap();
             auth.get_carto_dw_credentials().unwrap();
             auth.get_access_token().unwrap()
         });
@@ -279,12 +432,23 @@ async fn async_api_shares_the_implementation() {
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
     let cache = dir.path().join("token_m2m.json");
-    let auth = CartoAuth::m2m(&creds).cache_filepath(&cache).endpoints(fake.endpoints()).login_async().await.unwrap();
+    let auth = CartoAuth::m2m(&creds)
+        .cache_filepath(&cache)
+        .endpoints(fake.endpoints())
+        .login_async()
+        .await
+        .unwrap();
     let token = auth.get_access_token_async().await.unwrap();
     assert_eq!(read_json(&cache)["access_token"], token.as_str());
     let (project, _) = auth.get_carto_dw_credentials_async().await.unwrap();
     assert_eq!(project, "carto-dw-ac-fake");
-    assert_eq!(auth.get_layer_credentials_async().await.unwrap().access_token(), token);
+    assert_eq!(
+        auth.get_layer_credentials_async()
+            .await
+            .unwrap()
+            .access_token(),
+        token
+    );
 }
 
 #[test]
@@ -292,10 +456,20 @@ fn debug_and_display_never_show_the_token() {
     let fake = FakeCarto::start();
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
-    let auth = CartoAuth::m2m(&creds).use_cache(false).endpoints(fake.endpoints()).login().unwrap();
+    let auth = CartoAuth::m2m(&creds)
+        .use_cache(false)
+        .endpoints(fake.endpoints())
+        .login()
+        .unwrap();
     let token = auth.get_access_token().unwrap();
-    let shown = format!("{auth:?} {auth} {:?}", auth.get_layer_credentials().unwrap());
+    let shown = format!(
+        "{auth:?} {auth} {:?}",
+        auth.get_layer_credentials().unwrap()
+    );
     assert!(!shown.contains(&token), "{shown}");
     assert!(!shown.contains(M2M_SECRET), "{shown}");
-    assert!(shown.contains("M2M session") && shown.contains(&auth.masked_token()), "{shown}");
+    assert!(
+        shown.contains("M2M session") && shown.contains(&auth.masked_token()),
+        "{shown}"
+    );
 }

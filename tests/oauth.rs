@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use carto_auth::{CartoAuth, Error, Flow, LoginInstructions, Prompt, Service};
-use support::{ChildSession, Fault, FakeCarto, child_scenario, spawn_child};
+use support::{ChildSession, FakeCarto, Fault, child_scenario, spawn_child};
 
 /// A user at a browser elsewhere: opens the URL shown, signs in, pastes what
 /// `answer` makes of the page CARTO sent them to.
@@ -25,14 +25,22 @@ struct Player {
 
 impl Player {
     fn new(fake: &FakeCarto, answer: impl Fn(&str) -> String + Send + Sync + 'static) -> Player {
-        Player { fake_base: fake.base.clone(), answer: Arc::new(answer), shown: Arc::default(), notices: Arc::default() }
+        Player {
+            fake_base: fake.base.clone(),
+            answer: Arc::new(answer),
+            shown: Arc::default(),
+            notices: Arc::default(),
+        }
     }
 
     /// Pastes the whole address of the page the browser landed on.
     fn pasting_url(fake: &FakeCarto) -> Player {
         let base = fake.base.clone();
         Player::new(fake, move |landed| {
-            assert!(landed.starts_with(&format!("{base}/auth/token?code=")), "{landed}");
+            assert!(
+                landed.starts_with(&format!("{base}/auth/token?code=")),
+                "{landed}"
+            );
             landed.to_string()
         })
     }
@@ -48,11 +56,20 @@ impl Prompt for Player {
     }
 
     fn ask_code(&self, _question: &str) -> std::io::Result<String> {
-        let url = self.shown.lock().unwrap().last().expect("asked before shown").authorize_url.clone();
+        let url = self
+            .shown
+            .lock()
+            .unwrap()
+            .last()
+            .expect("asked before shown")
+            .authorize_url
+            .clone();
         let (status, headers, _) = support::http_get(&url);
         assert!(url.starts_with(&self.fake_base));
         assert_eq!(status, 302);
-        Ok((self.answer)(&support::header(&headers, "location").unwrap()))
+        Ok((self.answer)(
+            &support::header(&headers, "location").unwrap(),
+        ))
     }
 
     fn notice(&self, message: &str) {
@@ -61,7 +78,11 @@ impl Prompt for Player {
 }
 
 fn paste_login(fake: &FakeCarto, player: &Player, cache: &Path) -> carto_auth::OAuthBuilder {
-    CartoAuth::oauth().open_browser(false).endpoints(fake.endpoints()).cache_filepath(cache).prompt(player.clone())
+    CartoAuth::oauth()
+        .open_browser(false)
+        .endpoints(fake.endpoints())
+        .cache_filepath(cache)
+        .prompt(player.clone())
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -78,39 +99,90 @@ fn paste_flow_sends_what_carto_expects_and_discovers_the_api() {
 
     let authorize = &fake.requests("/authorize")[0];
     let keys: Vec<&str> = authorize.query.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(keys, ["client_id", "response_type", "scope", "audience", "redirect_uri", "code_challenge_method", "code_challenge"]);
+    assert_eq!(
+        keys,
+        [
+            "client_id",
+            "response_type",
+            "scope",
+            "audience",
+            "redirect_uri",
+            "code_challenge_method",
+            "code_challenge"
+        ]
+    );
     assert_eq!(authorize.query_value("client_id"), Some(support::CLIENT_ID));
     assert_eq!(authorize.query_value("response_type"), Some("code"));
     assert_eq!(authorize.query_value("scope"), Some("None"));
-    assert_eq!(authorize.query_value("audience"), Some("carto-cloud-native-api"));
+    assert_eq!(
+        authorize.query_value("audience"),
+        Some("carto-cloud-native-api")
+    );
     let paste_uri = format!("{}/auth/token", fake.base);
-    assert_eq!(authorize.query_value("redirect_uri"), Some(paste_uri.as_str()));
+    assert_eq!(
+        authorize.query_value("redirect_uri"),
+        Some(paste_uri.as_str())
+    );
     assert_eq!(authorize.query_value("code_challenge_method"), Some("S256"));
 
     let token_request = &fake.requests("/oauth/token")[0];
-    assert_eq!(token_request.form_keys(), ["client_id", "grant_type", "audience", "code", "redirect_uri", "code_verifier"]);
-    assert_eq!(token_request.form_value("grant_type"), Some("authorization_code"));
-    assert_eq!(token_request.form_value("redirect_uri"), Some(paste_uri.as_str()));
+    assert_eq!(
+        token_request.form_keys(),
+        [
+            "client_id",
+            "grant_type",
+            "audience",
+            "code",
+            "redirect_uri",
+            "code_verifier"
+        ]
+    );
+    assert_eq!(
+        token_request.form_value("grant_type"),
+        Some("authorization_code")
+    );
+    assert_eq!(
+        token_request.form_value("redirect_uri"),
+        Some(paste_uri.as_str())
+    );
     // PKCE: the challenge sent to /authorize is S256 of the verifier sent to /oauth/token.
     let verifier = token_request.form_value("code_verifier").unwrap();
     assert!((43..=128).contains(&verifier.len()));
     let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
-    assert_eq!(authorize.query_value("code_challenge"), Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest).as_str()));
+    assert_eq!(
+        authorize.query_value("code_challenge"),
+        Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(digest)
+                .as_str()
+        )
+    );
 
     let token = auth.get_access_token().unwrap();
-    assert_eq!(fake.issued_tokens(), [token.clone()]);
-    assert_eq!(fake.requests("/accounts")[0].authorization.as_deref(), Some(format!("Bearer {token}").as_str()));
+    assert_eq!(fake.issued_tokens(), std::slice::from_ref(&token));
+    assert_eq!(
+        fake.requests("/accounts")[0].authorization.as_deref(),
+        Some(format!("Bearer {token}").as_str())
+    );
     assert_eq!(fake.requests("/config.yaml").len(), 1);
     assert_eq!(auth.get_api_base_url(), Some(fake.api_base_url().as_str()));
 
     // The Python package's cache: exactly its three keys.
     let json = read_json(&cache);
-    assert_eq!(json, serde_json::json!({"api_base_url": fake.api_base_url(), "access_token": token, "expiration": auth.expiration()}));
+    assert_eq!(
+        json,
+        serde_json::json!({"api_base_url": fake.api_base_url(), "access_token": token, "expiration": auth.expiration()})
+    );
     let shown = player.shown.lock().unwrap();
     assert_eq!(shown[0].flow, Flow::Paste);
     assert_eq!(shown[0].why_paste.as_deref(), Some("open_browser(false)"));
     let notices = player.notices.lock().unwrap();
-    assert!(notices.iter().any(|n| n.starts_with("Signed in to CARTO") && n.contains("token expires in 2")), "{notices:?}");
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.starts_with("Signed in to CARTO") && n.contains("token expires in 2")),
+        "{notices:?}"
+    );
     assert!(notices.iter().all(|n| !n.contains(&token)));
 }
 
@@ -119,11 +191,20 @@ fn the_organization_is_sent_last() {
     let fake = FakeCarto::start();
     let dir = tempfile::tempdir().unwrap();
     let player = Player::pasting_url(&fake);
-    let auth = paste_login(&fake, &player, &dir.path().join("t.json")).org("acme corp").login().unwrap();
+    let auth = paste_login(&fake, &player, &dir.path().join("t.json"))
+        .org("acme corp")
+        .login()
+        .unwrap();
     let authorize = &fake.requests("/authorize")[0];
-    assert_eq!(authorize.query.last().unwrap(), &("organization".to_string(), "acme corp".to_string()));
+    assert_eq!(
+        authorize.query.last().unwrap(),
+        &("organization".to_string(), "acme corp".to_string())
+    );
     assert_eq!(auth.org(), Some("acme corp"));
-    assert_eq!(player.shown.lock().unwrap()[0].org.as_deref(), Some("acme corp"));
+    assert_eq!(
+        player.shown.lock().unwrap()[0].org.as_deref(),
+        Some("acme corp")
+    );
 }
 
 #[test]
@@ -132,10 +213,18 @@ fn a_bare_code_can_be_pasted() {
     let dir = tempfile::tempdir().unwrap();
     let player = Player::new(&fake, |landed| {
         let url = url::Url::parse(landed).unwrap();
-        format!("  {}  ", url.query_pairs().find(|(k, _)| k == "code").unwrap().1)
+        format!(
+            "  {}  ",
+            url.query_pairs().find(|(k, _)| k == "code").unwrap().1
+        )
     });
-    let auth = paste_login(&fake, &player, &dir.path().join("t.json")).login().unwrap();
-    assert!(fake.issued_tokens().contains(&auth.get_access_token().unwrap()));
+    let auth = paste_login(&fake, &player, &dir.path().join("t.json"))
+        .login()
+        .unwrap();
+    assert!(
+        fake.issued_tokens()
+            .contains(&auth.get_access_token().unwrap())
+    );
 }
 
 #[test]
@@ -143,7 +232,10 @@ fn an_error_in_the_pasted_address_is_an_authorization_error() {
     let fake = FakeCarto::start();
     let dir = tempfile::tempdir().unwrap();
     let player = Player::new(&fake, |landed| landed.to_string());
-    let err = paste_login(&fake, &player, &dir.path().join("t.json")).org("denied-org").login().unwrap_err();
+    let err = paste_login(&fake, &player, &dir.path().join("t.json"))
+        .org("denied-org")
+        .login()
+        .unwrap_err();
     match &err {
         Error::Authorization { error, description } => {
             assert_eq!(error, "access_denied");
@@ -173,7 +265,10 @@ fn a_given_api_base_url_skips_discovery() {
     let fake = FakeCarto::start();
     let dir = tempfile::tempdir().unwrap();
     let player = Player::pasting_url(&fake);
-    let auth = paste_login(&fake, &player, &dir.path().join("t.json")).api_base_url("https://gcp-eu.api.example/").login().unwrap();
+    let auth = paste_login(&fake, &player, &dir.path().join("t.json"))
+        .api_base_url("https://gcp-eu.api.example/")
+        .login()
+        .unwrap();
     assert_eq!(auth.get_api_base_url(), Some("https://gcp-eu.api.example"));
     assert!(fake.requests("/accounts").is_empty());
     assert!(fake.requests("/config.yaml").is_empty());
@@ -182,13 +277,40 @@ fn a_given_api_base_url_skips_discovery() {
 #[test]
 fn discovery_errors_say_what_failed_and_write_no_cache() {
     let cases: Vec<(&str, Fault, &str)> = vec![
-        ("/accounts", Fault::Json(r#"{"error":"Account not found"}"#.into()), "Account not found"),
-        ("/accounts", Fault::Status(401, r#"{"error":"Unauthorized","error_description":"bad token"}"#.into()), "HTTP 401 (Unauthorized: bad token)"),
-        ("/accounts", Fault::Json(r#"{"id":"ac_1"}"#.into()), "tenant_domain"),
+        (
+            "/accounts",
+            Fault::Json(r#"{"error":"Account not found"}"#.into()),
+            "Account not found",
+        ),
+        (
+            "/accounts",
+            Fault::Status(
+                401,
+                r#"{"error":"Unauthorized","error_description":"bad token"}"#.into(),
+            ),
+            "HTTP 401 (Unauthorized: bad token)",
+        ),
+        (
+            "/accounts",
+            Fault::Json(r#"{"id":"ac_1"}"#.into()),
+            "tenant_domain",
+        ),
         ("/accounts", Fault::Html, "HTML"),
-        ("/config.yaml", Fault::Json("apis: [".into()), "malformed YAML"),
-        ("/config.yaml", Fault::Json("version: 1\n".into()), "without apis"),
-        ("/config.yaml", Fault::Status(500, String::new()), "HTTP 500"),
+        (
+            "/config.yaml",
+            Fault::Json("apis: [".into()),
+            "malformed YAML",
+        ),
+        (
+            "/config.yaml",
+            Fault::Json("version: 1\n".into()),
+            "without apis",
+        ),
+        (
+            "/config.yaml",
+            Fault::Status(500, String::new()),
+            "HTTP 500",
+        ),
     ];
     for (path, fault, expect) in cases {
         let fake = FakeCarto::start();
@@ -199,10 +321,20 @@ fn discovery_errors_say_what_failed_and_write_no_cache() {
         let err = paste_login(&fake, &player, &cache).login().unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(expect), "{path} {fault:?}: {msg}");
-        assert!(msg.contains(".api_base_url(..)"), "{path} {fault:?}: the remedy is missing: {msg}");
+        assert!(
+            msg.contains(".api_base_url(..)"),
+            "{path} {fault:?}: the remedy is missing: {msg}"
+        );
         assert!(!cache.exists());
-        let service = if path == "/accounts" { Service::Accounts } else { Service::TenantConfig };
-        assert!(matches!(err, Error::Status { service: s, .. } | Error::InvalidResponse { service: s, .. } if s == service), "{err:?}");
+        let service = if path == "/accounts" {
+            Service::Accounts
+        } else {
+            Service::TenantConfig
+        };
+        assert!(
+            matches!(err, Error::Status { service: s, .. } | Error::InvalidResponse { service: s, .. } if s == service),
+            "{err:?}"
+        );
     }
 }
 
@@ -234,7 +366,10 @@ fn a_cache_without_api_base_url_or_expired_means_a_new_login() {
         let player = Player::pasting_url(&fake);
         let auth = paste_login(&fake, &player, &cache).login().unwrap();
         assert_eq!(player.times_shown(), 1, "{content}");
-        assert_eq!(read_json(&cache)["access_token"], auth.get_access_token().unwrap().as_str());
+        assert_eq!(
+            read_json(&cache)["access_token"],
+            auth.get_access_token().unwrap().as_str()
+        );
     }
 }
 
@@ -252,7 +387,12 @@ fn an_expired_session_logs_in_again_on_get_access_token() {
     assert_eq!(fake.issued_tokens().last(), Some(&renewed));
     assert_eq!(read_json(&cache)["access_token"], renewed.as_str());
     let notices = player.notices.lock().unwrap();
-    assert!(notices.iter().any(|n| n.contains("token expired") && n.contains("signing in again")), "{notices:?}");
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.contains("token expired") && n.contains("signing in again")),
+        "{notices:?}"
+    );
 }
 
 #[test]
@@ -273,33 +413,65 @@ fn two_step_login_completes_once() {
     let fake = FakeCarto::start();
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("token_oauth.json");
-    let login = CartoAuth::oauth().open_browser(false).endpoints(fake.endpoints()).cache_filepath(&cache).prompt(Player::pasting_url(&fake)).begin().unwrap();
+    let login = CartoAuth::oauth()
+        .open_browser(false)
+        .endpoints(fake.endpoints())
+        .cache_filepath(&cache)
+        .prompt(Player::pasting_url(&fake))
+        .begin()
+        .unwrap();
     assert_eq!(login.flow(), Flow::Paste);
-    assert!(fake.requests("/authorize").is_empty(), "begin() only prepares the URL");
+    assert!(
+        fake.requests("/authorize").is_empty(),
+        "begin() only prepares the URL"
+    );
     let landed = fake.authorize(login.authorize_url());
 
     // A slip of the paste can be corrected: it does not use up the login.
-    assert!(matches!(login.complete("https://app.carto.com/auth/token"), Err(Error::NoCode { .. })));
+    assert!(matches!(
+        login.complete("https://app.carto.com/auth/token"),
+        Err(Error::NoCode { .. })
+    ));
     let auth = login.complete(&landed).unwrap();
-    assert_eq!(read_json(&cache)["access_token"], auth.get_access_token().unwrap().as_str());
+    assert_eq!(
+        read_json(&cache)["access_token"],
+        auth.get_access_token().unwrap().as_str()
+    );
 
     let again = login.complete(&landed).unwrap_err();
-    assert!(matches!(again, Error::LoginFinished { state: "completed" }), "{again:?}");
+    assert!(
+        matches!(again, Error::LoginFinished { state: "completed" }),
+        "{again:?}"
+    );
     assert!(again.to_string().contains("CartoAuth::oauth().begin()"));
     assert!(matches!(login.wait(), Err(Error::LoginFinished { .. })));
     assert_eq!(fake.requests("/oauth/token").len(), 1);
     let debug = format!("{login:?}");
-    assert!(debug.contains("completed") && !debug.contains("code_verifier"), "{debug}");
+    assert!(
+        debug.contains("completed") && !debug.contains("code_verifier"),
+        "{debug}"
+    );
 }
 
 #[test]
 fn a_rejected_code_ends_the_login() {
     let fake = FakeCarto::start();
     let dir = tempfile::tempdir().unwrap();
-    let login = CartoAuth::oauth().open_browser(false).endpoints(fake.endpoints()).cache_filepath(dir.path().join("t.json")).begin().unwrap();
+    let login = CartoAuth::oauth()
+        .open_browser(false)
+        .endpoints(fake.endpoints())
+        .cache_filepath(dir.path().join("t.json"))
+        .begin()
+        .unwrap();
     let err = login.complete("unknown-code").unwrap_err();
-    assert!(matches!(&err, Error::Status { service: Service::Token, status: 403, error: Some(e), .. } if e == "invalid_grant"), "{err:?}");
-    assert!(matches!(login.complete("another"), Err(Error::LoginFinished { state: "failed" })));
+    assert!(
+        matches!(&err, Error::Status { service: Service::Token, status: 403, error: Some(e), .. } if e == "invalid_grant"),
+        "{err:?}"
+    );
+    assert!(matches!(
+        login.complete("another"),
+        Err(Error::LoginFinished { state: "failed" })
+    ));
 }
 
 #[test]
@@ -308,9 +480,15 @@ fn the_blocking_login_works_inside_a_tokio_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let player = Player::pasting_url(&fake);
     let builder = paste_login(&fake, &player, &dir.path().join("t.json"));
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let auth = rt.block_on(async move { builder.login() }).unwrap();
-    assert!(fake.issued_tokens().contains(&auth.get_access_token().unwrap()));
+    assert!(
+        fake.issued_tokens()
+            .contains(&auth.get_access_token().unwrap())
+    );
 }
 
 // ---- child processes: real environment, $BROWSER, stdin ----
@@ -322,7 +500,11 @@ fn child_login() {
     }
     match builder.login() {
         // A leading newline: libtest has printed "test name ... " unterminated.
-        Ok(auth) => println!("\nRESULT ok {} {}", auth.get_api_base_url().unwrap_or("-"), auth.cache_filepath().unwrap().display()),
+        Ok(auth) => println!(
+            "\nRESULT ok {} {}",
+            auth.get_api_base_url().unwrap_or("-"),
+            auth.cache_filepath().unwrap().display()
+        ),
         Err(e) => println!("\nRESULT err {e}"),
     }
 }
@@ -343,10 +525,22 @@ fn local_flow_through_browser_and_callback_ignoring_strays() {
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     let (browser, opened) = support::recording_browser(home.path());
-    let mut child = ChildSession::new(spawn_child("local_flow_through_browser_and_callback_ignoring_strays", "login", home.path(), &local_env(&fake, home.path(), &browser)));
+    let mut child = ChildSession::new(spawn_child(
+        "local_flow_through_browser_and_callback_ignoring_strays",
+        "login",
+        home.path(),
+        &local_env(&fake, home.path(), &browser),
+    ));
     let url = support::wait_for_file(&opened, Duration::from_secs(20));
-    assert!(url.starts_with(&format!("{}/authorize?", fake.base)), "{url}");
-    let query: Vec<(String, String)> = url::Url::parse(&url).unwrap().query_pairs().into_owned().collect();
+    assert!(
+        url.starts_with(&format!("{}/authorize?", fake.base)),
+        "{url}"
+    );
+    let query: Vec<(String, String)> = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
     let get = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.clone());
     assert_eq!(get("redirect_uri"), Some(fake.redirect_uri.clone()));
     let state = get("state").expect("the local flow sends a state");
@@ -356,32 +550,64 @@ fn local_flow_through_browser_and_callback_ignoring_strays() {
     let callback = fake.redirect_uri.clone();
     let base = callback.trim_end_matches("/callback/");
     assert_eq!(support::http_get(&format!("{base}/favicon.ico")).0, 404);
-    assert_eq!(support::http_get(&format!("{callback}?code=forged&state=wrong")).0, 400);
+    assert_eq!(
+        support::http_get(&format!("{callback}?code=forged&state=wrong")).0,
+        400
+    );
     assert_eq!(support::http_get(&format!("{callback}?code=forged")).0, 400);
     assert_eq!(support::http_get(&callback).0, 400);
-    assert_eq!(support::http_request("POST", &format!("{callback}?code=forged&state={state}")).0, 405);
+    assert_eq!(
+        support::http_request("POST", &format!("{callback}?code=forged&state={state}")).0,
+        405
+    );
 
     // The browser signs in and is sent back.
     let back = fake.authorize(&url);
-    assert!(back.starts_with(&callback) && back.contains(&format!("state={state}")), "{back}");
+    assert!(
+        back.starts_with(&callback) && back.contains(&format!("state={state}")),
+        "{back}"
+    );
     let (status, headers, body) = support::http_get(&back);
     assert_eq!(status, 302);
     // Environment variables move CARTO's endpoints, not its pages.
-    assert_eq!(support::header(&headers, "location").as_deref(), Some("https://app.carto.com/auth/success"));
+    assert_eq!(
+        support::header(&headers, "location").as_deref(),
+        Some("https://app.carto.com/auth/success")
+    );
     assert!(!body.contains("code="), "the page must not echo the code");
 
     let (result, _) = child.result(Duration::from_secs(20));
     let cache = home.path().join(".carto-auth").join("token_oauth.json");
-    assert_eq!(result, format!("ok {} {}", fake.api_base_url(), cache.display()));
+    assert_eq!(
+        result,
+        format!("ok {} {}", fake.api_base_url(), cache.display())
+    );
     let token_requests = fake.requests("/oauth/token");
-    assert_eq!(token_requests.len(), 1, "the forged code must never be exchanged");
-    assert_eq!(token_requests[0].form_value("redirect_uri"), Some(fake.redirect_uri.as_str()));
+    assert_eq!(
+        token_requests.len(),
+        1,
+        "the forged code must never be exchanged"
+    );
+    assert_eq!(
+        token_requests[0].form_value("redirect_uri"),
+        Some(fake.redirect_uri.as_str())
+    );
     assert_ne!(token_requests[0].form_value("code"), Some("forged"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::metadata(cache.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(cache.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
     }
 }
 
@@ -393,14 +619,34 @@ fn an_error_on_the_callback_fails_the_login_and_shows_the_error_page() {
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     let (browser, opened) = support::recording_browser(home.path());
-    let mut child = ChildSession::new(spawn_child("an_error_on_the_callback_fails_the_login_and_shows_the_error_page", "login", home.path(), &local_env(&fake, home.path(), &browser)));
+    let mut child = ChildSession::new(spawn_child(
+        "an_error_on_the_callback_fails_the_login_and_shows_the_error_page",
+        "login",
+        home.path(),
+        &local_env(&fake, home.path(), &browser),
+    ));
     let url = support::wait_for_file(&opened, Duration::from_secs(20));
-    let state = url::Url::parse(&url).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
-    let (status, headers, _) = support::http_get(&format!("{}?error=access_denied&error_description=User+cancelled&state={state}", fake.redirect_uri));
+    let state = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let (status, headers, _) = support::http_get(&format!(
+        "{}?error=access_denied&error_description=User+cancelled&state={state}",
+        fake.redirect_uri
+    ));
     assert_eq!(status, 302);
-    assert_eq!(support::header(&headers, "location").as_deref(), Some("https://app.carto.com/auth/error"));
+    assert_eq!(
+        support::header(&headers, "location").as_deref(),
+        Some("https://app.carto.com/auth/error")
+    );
     let (result, _) = child.result(Duration::from_secs(20));
-    assert!(result.starts_with("err CARTO did not authorize the login: access_denied (User cancelled)"), "{result}");
+    assert!(
+        result.starts_with("err CARTO did not authorize the login: access_denied (User cancelled)"),
+        "{result}"
+    );
 }
 
 #[test]
@@ -413,9 +659,20 @@ fn the_local_flow_gives_up_after_its_timeout() {
     let (browser, _) = support::recording_browser(home.path());
     let mut env = local_env(&fake, home.path(), &browser);
     env.push(("CARTO_TEST_LOGIN_TIMEOUT_MS".into(), "700".into()));
-    let mut child = ChildSession::new(spawn_child("the_local_flow_gives_up_after_its_timeout", "login", home.path(), &env));
+    let mut child = ChildSession::new(spawn_child(
+        "the_local_flow_gives_up_after_its_timeout",
+        "login",
+        home.path(),
+        &env,
+    ));
     let (result, _) = child.result(Duration::from_secs(20));
-    assert!(result.starts_with(&format!("err no browser came back to {} within 0 s", fake.redirect_uri)), "{result}");
+    assert!(
+        result.starts_with(&format!(
+            "err no browser came back to {} within 0 s",
+            fake.redirect_uri
+        )),
+        "{result}"
+    );
     assert!(result.contains(".open_browser(false)"), "{result}");
 }
 
@@ -429,15 +686,33 @@ fn a_taken_port_falls_back_to_pasting_through_stdin() {
     let _taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let home = tempfile::tempdir().unwrap();
     let (browser, opened) = support::recording_browser(home.path());
-    let mut child = ChildSession::new(spawn_child("a_taken_port_falls_back_to_pasting_through_stdin", "login", home.path(), &local_env(&fake, home.path(), &browser)));
-    child.wait_line(Duration::from_secs(20), |l| l.contains(&format!("port {port} cannot be used")) && l.contains("paste"));
-    let url = child.wait_line(Duration::from_secs(20), |l| l.starts_with(&format!("{}/authorize?", fake.base)));
-    assert!(url.contains(&format!("redirect_uri={}", url_encode(&format!("{}/auth/token", fake.base)))), "{url}");
+    let mut child = ChildSession::new(spawn_child(
+        "a_taken_port_falls_back_to_pasting_through_stdin",
+        "login",
+        home.path(),
+        &local_env(&fake, home.path(), &browser),
+    ));
+    child.wait_line(Duration::from_secs(20), |l| {
+        l.contains(&format!("port {port} cannot be used")) && l.contains("paste")
+    });
+    let url = child.wait_line(Duration::from_secs(20), |l| {
+        l.starts_with(&format!("{}/authorize?", fake.base))
+    });
+    assert!(
+        url.contains(&format!(
+            "redirect_uri={}",
+            url_encode(&format!("{}/auth/token", fake.base))
+        )),
+        "{url}"
+    );
     assert!(!opened.exists(), "no browser is opened for the paste flow");
     let landed = fake.authorize(&url);
     child.write_line(&landed);
     let (result, _) = child.result(Duration::from_secs(20));
-    assert!(result.starts_with(&format!("ok {}", fake.api_base_url())), "{result}");
+    assert!(
+        result.starts_with(&format!("ok {}", fake.api_base_url())),
+        "{result}"
+    );
 }
 
 #[test]
@@ -450,9 +725,18 @@ fn no_browser_to_open_falls_back_to_paste() {
     let mut env = local_env(&fake, home.path(), Path::new("/nonexistent/browser"));
     // Nothing to open a browser with: not $BROWSER, not xdg-open.
     env.push(("PATH".into(), home.path().display().to_string()));
-    let mut child = ChildSession::new(spawn_child("no_browser_to_open_falls_back_to_paste", "login", home.path(), &env));
-    child.wait_line(Duration::from_secs(20), |l| l.contains("no browser could be opened"));
-    let url = child.wait_line(Duration::from_secs(20), |l| l.starts_with(&format!("{}/authorize?", fake.base)));
+    let mut child = ChildSession::new(spawn_child(
+        "no_browser_to_open_falls_back_to_paste",
+        "login",
+        home.path(),
+        &env,
+    ));
+    child.wait_line(Duration::from_secs(20), |l| {
+        l.contains("no browser could be opened")
+    });
+    let url = child.wait_line(Duration::from_secs(20), |l| {
+        l.starts_with(&format!("{}/authorize?", fake.base))
+    });
     child.write_line(&fake.authorize(&url));
     let (result, _) = child.result(Duration::from_secs(20));
     assert!(result.starts_with("ok "), "{result}");
@@ -469,13 +753,29 @@ fn a_remote_session_uses_paste_and_eof_on_stdin_is_a_clear_error() {
     let mut env = fake.env();
     env.push(("BROWSER".into(), browser.display().to_string()));
     env.push(("JUPYTERHUB_USER".into(), "ana".into()));
-    let mut child = ChildSession::new(spawn_child("a_remote_session_uses_paste_and_eof_on_stdin_is_a_clear_error", "login", home.path(), &env));
-    child.wait_line(Duration::from_secs(20), |l| l.contains("No browser can be opened here (JupyterHub)"));
+    let mut child = ChildSession::new(spawn_child(
+        "a_remote_session_uses_paste_and_eof_on_stdin_is_a_clear_error",
+        "login",
+        home.path(),
+        &env,
+    ));
+    child.wait_line(Duration::from_secs(20), |l| {
+        l.contains("No browser can be opened here (JupyterHub)")
+    });
     child.close_stdin();
     let (result, _) = child.result(Duration::from_secs(20));
-    assert!(result.starts_with("err no answer was given at the login prompt"), "{result}");
+    assert!(
+        result.starts_with("err no answer was given at the login prompt"),
+        "{result}"
+    );
     assert!(!opened.exists());
-    assert!(!home.path().join(".carto-auth").join("token_oauth.json").exists());
+    assert!(
+        !home
+            .path()
+            .join(".carto-auth")
+            .join("token_oauth.json")
+            .exists()
+    );
 }
 
 fn url_encode(s: &str) -> String {
@@ -515,7 +815,13 @@ fn a_browser_script_that_follows_the_redirect_completes_the_login() {
         &local_env(&fake, home.path(), &script),
     ));
     let (result, _) = child.result(Duration::from_secs(30));
-    assert!(result.starts_with(&format!("ok {}", fake.api_base_url())), "{result}");
-    assert_eq!(std::fs::read_to_string(&visited).unwrap(), "302 https://app.carto.com/auth/success");
+    assert!(
+        result.starts_with(&format!("ok {}", fake.api_base_url())),
+        "{result}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&visited).unwrap(),
+        "302 https://app.carto.com/auth/success"
+    );
     assert_eq!(fake.requests("/oauth/token").len(), 1);
 }

@@ -33,8 +33,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Log in: in the browser (or by pasting a code), or with an M2M credentials file
-    #[command(after_help = "Examples:\n  carto-auth login\n  carto-auth login --no-browser --org my-sso-org\n  \
-        carto-auth login --m2m carto_credentials.json")]
+    #[command(
+        after_help = "Examples:\n  carto-auth login\n  carto-auth login --no-browser --org my-sso-org\n  \
+        carto-auth login --m2m carto_credentials.json"
+    )]
     Login {
         #[command(flatten)]
         login: LoginArgs,
@@ -43,10 +45,12 @@ enum Command {
         force: bool,
     },
     /// Print the access token alone on stdout, logging in first if needed
-    #[command(after_help = "Examples:\n  curl -H \"Authorization: Bearer $(carto-auth token)\" \"$API/v3/...\"\n  \
+    #[command(
+        after_help = "Examples:\n  curl -H \"Authorization: Bearer $(carto-auth token)\" \"$API/v3/...\"\n  \
         carto-auth token --m2m carto_credentials.json\n\n\
         Without --m2m and without a valid cached token, this signs in only when a terminal is \
-        attached; otherwise it fails and asks you to run `carto-auth login`.")]
+        attached; otherwise it fails and asks you to run `carto-auth login`."
+    )]
     Token {
         #[command(flatten)]
         login: LoginArgs,
@@ -62,7 +66,9 @@ enum Command {
         cache_file: Option<PathBuf>,
     },
     /// Remove the cached token (the OAuth one unless --m2m or --all)
-    #[command(after_help = "Examples:\n  carto-auth logout\n  carto-auth logout --m2m\n  carto-auth logout --all")]
+    #[command(
+        after_help = "Examples:\n  carto-auth logout\n  carto-auth logout --m2m\n  carto-auth logout --all"
+    )]
     Logout {
         /// Remove the M2M cache instead
         #[arg(long, conflicts_with = "all")]
@@ -75,9 +81,11 @@ enum Command {
         cache_file: Option<PathBuf>,
     },
     /// Print the CARTO Data Warehouse project id and token
-    #[command(after_help = "Output: the project id on the first line, the token on the second \
+    #[command(
+        after_help = "Output: the project id on the first line, the token on the second \
         (or JSON with --json).\n\nExamples:\n  carto-auth dw-credentials --json\n  \
-        carto-auth dw-credentials --m2m carto_credentials.json")]
+        carto-auth dw-credentials --m2m carto_credentials.json"
+    )]
     DwCredentials {
         #[command(flatten)]
         login: LoginArgs,
@@ -117,18 +125,26 @@ struct LoginArgs {
 
 impl LoginArgs {
     fn mode(&self) -> Mode {
-        if self.m2m.is_some() { Mode::M2m } else { Mode::OAuth }
+        if self.m2m.is_some() {
+            Mode::M2m
+        } else {
+            Mode::OAuth
+        }
     }
 
     fn cache_path(&self) -> Option<PathBuf> {
         if self.no_cache {
             return None;
         }
-        self.cache_file.clone().or_else(|| CachedToken::default_path(self.mode()))
+        self.cache_file
+            .clone()
+            .or_else(|| CachedToken::default_path(self.mode()))
     }
 
     fn cached_is_usable(&self) -> bool {
-        self.cache_path().and_then(|p| CachedToken::read(p).ok().flatten()).is_some_and(|t| t.is_usable())
+        self.cache_path()
+            .and_then(|p| CachedToken::read(p).ok().flatten())
+            .is_some_and(|t| t.is_usable())
     }
 
     /// Logs in. `interactive: false` refuses to start a browser login (for
@@ -142,11 +158,16 @@ impl LoginArgs {
             return builder.login().map_err(message);
         }
         if !interactive && (force || !self.cached_is_usable()) {
-            return Err("not logged in (no valid cached token) and no terminal to sign in from; \
+            return Err(
+                "not logged in (no valid cached token) and no terminal to sign in from; \
                         run `carto-auth login` first, or use --m2m FILE in automated jobs"
-                .into());
+                    .into(),
+            );
         }
-        let mut builder = CartoAuth::oauth().use_cache(!self.no_cache).open_browser(!self.no_browser).force_login(force);
+        let mut builder = CartoAuth::oauth()
+            .use_cache(!self.no_cache)
+            .open_browser(!self.no_browser)
+            .force_login(force);
         if let Some(path) = &self.cache_file {
             builder = builder.cache_filepath(path);
         }
@@ -200,17 +221,27 @@ fn run(command: Command) -> Result<(), String> {
             let auth = login.login(terminal, false)?;
             let (project, token) = auth.get_carto_dw_credentials().map_err(message)?;
             if json {
-                println!("{}", serde_json::json!({"projectId": project, "token": token}));
+                println!(
+                    "{}",
+                    serde_json::json!({"projectId": project, "token": token})
+                );
             } else {
                 println!("{project}\n{token}");
             }
         }
         Command::LayerCredentials { login } => {
             let auth = login.login(terminal, false)?;
-            println!("{}", auth.get_layer_credentials().map_err(message)?.to_json());
+            println!(
+                "{}",
+                auth.get_layer_credentials().map_err(message)?.to_json()
+            );
         }
         Command::Status { json, cache_file } => status(json, cache_file)?,
-        Command::Logout { m2m, all, cache_file } => {
+        Command::Logout {
+            m2m,
+            all,
+            cache_file,
+        } => {
             let paths: Vec<PathBuf> = match cache_file {
                 Some(path) => vec![path],
                 None => {
@@ -219,7 +250,10 @@ fn run(command: Command) -> Result<(), String> {
                         (true, false) => &[Mode::M2m],
                         (false, false) => &[Mode::OAuth],
                     };
-                    modes.iter().filter_map(|m| CachedToken::default_path(*m)).collect()
+                    modes
+                        .iter()
+                        .filter_map(|m| CachedToken::default_path(*m))
+                        .collect()
                 }
             };
             for path in paths {
@@ -259,8 +293,12 @@ fn status(json: bool, cache_file: Option<PathBuf>) -> Result<(), String> {
                 "token": t.masked_token(),
                 "client_id": t.client_id(),
             }),
-            Ok(None) => serde_json::json!({"mode": mode_name, "cache_file": path, "state": "logged_out"}),
-            Err(e) => serde_json::json!({"mode": mode_name, "cache_file": path, "state": "unusable", "problem": message(e)}),
+            Ok(None) => {
+                serde_json::json!({"mode": mode_name, "cache_file": path, "state": "logged_out"})
+            }
+            Err(e) => {
+                serde_json::json!({"mode": mode_name, "cache_file": path, "state": "unusable", "problem": message(e)})
+            }
         };
         entries.push(entry);
     }
@@ -275,8 +313,15 @@ fn status(json: bool, cache_file: Option<PathBuf>) -> Result<(), String> {
             "logged_out" => println!("      not logged in"),
             "unusable" => println!("      unusable: {}", text("problem")),
             state => {
-                println!("      API base URL  {}", e["api_base_url"].as_str().unwrap_or("(none)"));
-                println!("      token         {} ({})", text("token"), text("expires"));
+                println!(
+                    "      API base URL  {}",
+                    e["api_base_url"].as_str().unwrap_or("(none)")
+                );
+                println!(
+                    "      token         {} ({})",
+                    text("token"),
+                    text("expires")
+                );
                 if let Some(id) = e["client_id"].as_str() {
                     println!("      client id     {id}");
                 }

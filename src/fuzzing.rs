@@ -1,0 +1,103 @@
+//! The input parsers, opened to the fuzz targets in `fuzz/` (feature
+//! `fuzzing`). Not part of the API: no stability, no documentation beyond
+//! this; users never enable the feature.
+
+use std::path::Path;
+
+use crate::cache::{CacheEntry, parse_entry};
+use crate::callback::{Verdict, judge, judge_head};
+use crate::m2m::Credentials;
+use crate::secret::AccessToken;
+use crate::token::Token;
+
+/// `parse_pasted`: the code, or the error message.
+pub fn parse_pasted(input: &str) -> Result<String, String> {
+    crate::oauth::parse_pasted(input)
+        .map(|c| c.secret().to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// `Credentials::parse` of a file named `fuzz.json`: `(api_base_url,
+/// client_id, client_secret)`, or the error message.
+pub fn parse_credentials(input: &str) -> Result<(String, String, String), String> {
+    Credentials::parse(Path::new("fuzz.json"), input)
+        .map(|c| {
+            (
+                c.api_base_url,
+                c.client_id,
+                c.client_secret.secret().to_string(),
+            )
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// A cache file's fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheFields {
+    /// `api_base_url`.
+    pub api_base_url: Option<String>,
+    /// `access_token`.
+    pub access_token: String,
+    /// `expiration`.
+    pub expiration: i64,
+    /// `client_id` (ours).
+    pub client_id: Option<String>,
+}
+
+/// The cache loader's parser: the fields, or why the text is no cache.
+pub fn parse_cache(input: &str) -> Result<CacheFields, &'static str> {
+    parse_entry(input).map(|e| CacheFields {
+        api_base_url: e.api_base_url,
+        access_token: e.token.access_token.secret().to_string(),
+        expiration: e.token.expiration,
+        client_id: e.client_id,
+    })
+}
+
+/// What the cache writer writes for these fields.
+pub fn write_cache(fields: &CacheFields) -> String {
+    CacheEntry {
+        api_base_url: fields.api_base_url.clone(),
+        token: Token {
+            access_token: AccessToken::new(fields.access_token.clone()),
+            expiration: fields.expiration,
+        },
+        client_id: fields.client_id.clone(),
+    }
+    .to_json()
+}
+
+/// What the callback server makes of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackVerdict {
+    /// Answered with this status; the login goes on waiting.
+    Ignored(u16),
+    /// The login's code.
+    Code(String),
+    /// The login's OAuth error.
+    Denied(String),
+}
+
+/// The callback server's judgement of a request with this method (`GET` or
+/// other) and target, for a login waiting on `callback_path` with `state`.
+pub fn judge_callback(
+    is_get: bool,
+    target: &str,
+    callback_path: &str,
+    state: &str,
+) -> CallbackVerdict {
+    verdict(judge(is_get, target, callback_path, state))
+}
+
+/// The same for a raw request head, as read from a connection.
+pub fn judge_callback_head(head: &[u8], callback_path: &str, state: &str) -> CallbackVerdict {
+    verdict(judge_head(head, callback_path, state))
+}
+
+fn verdict(verdict: Verdict) -> CallbackVerdict {
+    match verdict {
+        Verdict::Ignore { status, .. } => CallbackVerdict::Ignored(status),
+        Verdict::Code(code) => CallbackVerdict::Code(code.secret().to_string()),
+        Verdict::Denied { error, .. } => CallbackVerdict::Denied(error),
+    }
+}

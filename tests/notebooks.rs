@@ -1,0 +1,944 @@
+//! The notebooks in `notebooks/`, run cell by cell in a real evcxr Jupyter
+//! kernel by a real Jupyter client (`tests/notebook_driver.py`, with
+//! `jupyter_client`), against the fake CARTO. The test plays the user and the
+//! browser: it answers input requests with what CARTO's page showed, lets the
+//! local flow's browser come back to the kernel, and fills in the two-step
+//! login's placeholder, as a person would.
+//!
+//! Nothing is skipped: without `evcxr_jupyter` or `jupyter_client` these
+//! tests fail (`.ci/run` installs both). The kernel's build directory is kept
+//! in `$CARTO_AUTH_EVCXR_CACHE` (default: under `target/`), shared by the
+//! three notebooks, between runs, under a lock: the first `:dep` cell on a
+//! cold cache compiles every dependency (about 5 minutes on 2 cores), later
+//! runs only check them.
+
+mod support;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::FakeCarto;
+
+/// The first line of every notebook, as a user would write it in a checkout.
+const DEP_LINE: &str = ":dep carto-auth = { path = \"..\" }";
+/// The first `:dep` compiles everything on a cold cache (about 5 minutes
+/// here); generous for a slower CI machine, but bounded.
+const DEP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Any other cell: compiling it takes a second or two.
+const CELL_TIMEOUT: Duration = Duration::from_secs(180);
+/// Starting a kernel.
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+/// Waiting for another test run's kernel to release the build directory.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// The prompt the paste flow shows in the input box (`ASK_CODE`).
+const ASK_CODE: &str =
+    "Paste the address of the page CARTO showed after you signed in (or the code on it)";
+
+// ---- the kernel, through the driver ----
+
+/// What one cell produced, in the order the client received it.
+#[derive(Debug)]
+struct Cell {
+    code: String,
+    events: Vec<Value>,
+    status: String,
+}
+
+impl Cell {
+    fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.events.iter().filter(move |e| e["event"] == kind)
+    }
+
+    fn stream(&self, name: &str) -> String {
+        self.of_kind("stream")
+            .filter(|e| e["name"] == name)
+            .filter_map(|e| e["text"].as_str())
+            .collect()
+    }
+
+    fn stdout(&self) -> String {
+        self.stream("stdout")
+    }
+
+    /// The cell's value in one MIME type.
+    fn result(&self, mime: &str) -> Option<String> {
+        self.of_kind("execute_result")
+            .find_map(|e| e["data"][mime].as_str().map(str::to_string))
+    }
+
+    /// Error messages and stderr, where evcxr reports a failed cell.
+    fn error_text(&self) -> String {
+        let errors = self
+            .of_kind("error")
+            .map(|e| format!("{} {} {}", e["ename"], e["evalue"], e["traceback"]));
+        errors
+            .chain([self.stream("stderr")])
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Every text the client received, to search for secrets.
+    fn all_text(&self) -> String {
+        serde_json::to_string(&self.events).unwrap_or_default()
+    }
+
+    /// The cell ran without error. evcxr reports an error returned by `?`
+    /// on stderr, with an "ok" status, so stderr must be empty too.
+    fn assert_ok(&self) -> &Self {
+        let stderr = self.stream("stderr");
+        assert!(
+            self.status == "ok" && stderr.is_empty(),
+            "cell failed ({}):\n{}\n---\n{}",
+            self.status,
+            self.code,
+            self.error_text()
+        );
+        self
+    }
+
+    fn time_of(&self, pred: impl Fn(&Value) -> bool) -> Option<f64> {
+        self.events
+            .iter()
+            .find(|e| pred(e))
+            .and_then(|e| e["t"].as_f64())
+    }
+}
+
+/// A kernel started by the driver, with the test on the other end of its
+/// JSON-lines pipe.
+struct Kernel {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Receiver<Value>,
+    log: PathBuf,
+    name: String,
+}
+
+impl Kernel {
+    /// Starts evcxr in `notebooks/` (so the notebooks' `path = ".."` is this
+    /// checkout) with a clean environment: a fresh HOME (the token cache
+    /// starts empty and the user's evcxr config is not read), the toolchain
+    /// and registry of this machine, the build cache, and `env`.
+    fn start(name: &str, home: &Path, env: &[(String, String)]) -> Kernel {
+        let tools = Tools::find();
+        let log = home.join("kernel.log");
+        let mut cmd = Command::new(&tools.python);
+        cmd.arg(manifest_dir().join("tests").join("notebook_driver.py"))
+            .args(["--kernel", &tools.evcxr.display().to_string()])
+            .args([
+                "--deadline",
+                &(DEP_TIMEOUT + Duration::from_secs(15 * 60))
+                    .as_secs()
+                    .to_string(),
+            ])
+            .args(["--kernel-log", &log.display().to_string()])
+            .current_dir(manifest_dir().join("notebooks"))
+            .env_clear()
+            .env("HOME", home)
+            .env("TMPDIR", home)
+            .env("RUSTUP_HOME", &tools.rustup_home)
+            .env("CARGO_HOME", &tools.cargo_home)
+            .env("EVCXR_TMPDIR", build_cache().join("kernel"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        // What cargo inside the kernel needs to reach the registry here.
+        for (key, value) in std::env::vars() {
+            let keep = matches!(
+                key.as_str(),
+                "PATH" | "LANG" | "LC_ALL" | "RUSTUP_TOOLCHAIN"
+            ) || key.to_ascii_uppercase().ends_with("_PROXY")
+                || [
+                    "CARGO_HTTP_",
+                    "CARGO_NET_",
+                    "CARGO_REGISTRIES_",
+                    "CARGO_REGISTRY_",
+                    "SSL_CERT_",
+                ]
+                .iter()
+                .any(|p| key.starts_with(p));
+            if keep {
+                cmd.env(key, value);
+            }
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", tools.python.display()));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("the driver's stdout");
+        let (tx, events) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let event = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| json!({"event": "noise", "text": line}));
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut kernel = Kernel {
+            child,
+            stdin,
+            events,
+            log,
+            name: name.to_string(),
+        };
+        let ready = kernel.next_event(START_TIMEOUT);
+        assert_eq!(ready["event"], "ready", "{ready}{}", kernel.log_tail());
+        kernel
+    }
+
+    fn send(&mut self, command: Value) {
+        let stdin = self.stdin.as_mut().expect("the driver's stdin");
+        writeln!(stdin, "{command}")
+            .and_then(|()| stdin.flush())
+            .expect("the driver is gone");
+    }
+
+    fn next_event(&mut self, timeout: Duration) -> Value {
+        match self.events.recv_timeout(timeout) {
+            Ok(event) => {
+                assert_ne!(
+                    event["event"],
+                    "fatal",
+                    "the driver stopped: {event}{}",
+                    self.log_tail()
+                );
+                event
+            }
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "{}: no message from the kernel within {timeout:?}{}",
+                self.name,
+                self.log_tail()
+            ),
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("{}: the driver exited{}", self.name, self.log_tail())
+            }
+        }
+    }
+
+    /// Runs a cell. `on_event` sees each message as it comes (with the
+    /// messages before it) and answers input requests.
+    fn run_with(
+        &mut self,
+        code: &str,
+        allow_stdin: bool,
+        timeout: Duration,
+        mut on_event: impl FnMut(&[Value], &Value) -> Option<String>,
+    ) -> Cell {
+        self.send(json!({"op": "execute", "code": code, "allow_stdin": allow_stdin, "timeout": timeout.as_secs()}));
+        let deadline = Instant::now() + timeout + Duration::from_secs(30);
+        let mut events = Vec::new();
+        loop {
+            let event = self.next_event(deadline.saturating_duration_since(Instant::now()));
+            if event["event"] == "done" {
+                let status = event["status"].as_str().unwrap_or_default().to_string();
+                assert_ne!(
+                    status, "timeout",
+                    "{}: cell timed out after {timeout:?}:\n{code}\n{events:#?}",
+                    self.name
+                );
+                return Cell {
+                    code: code.to_string(),
+                    events,
+                    status,
+                };
+            }
+            let answer = on_event(&events, &event);
+            let asked = event["event"] == "input_request";
+            events.push(event);
+            match (asked, answer) {
+                (true, Some(value)) => self.send(json!({"op": "input", "value": value})),
+                (true, None) => panic!(
+                    "{}: unexpected input request in:\n{code}\n{events:#?}",
+                    self.name
+                ),
+                (false, _) => {}
+            }
+        }
+    }
+
+    fn run(&mut self, code: &str, timeout: Duration) -> Cell {
+        self.run_with(code, true, timeout, |_, _| None)
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        format!(
+            "\n--- kernel log (last lines) ---\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    }
+}
+
+impl Drop for Kernel {
+    /// Closing stdin makes the driver kill the kernel's process group; the
+    /// driver itself is killed if it does not exit soon.
+    fn drop(&mut self) {
+        if self.stdin.is_some() && !std::thread::panicking() {
+            self.send(json!({"op": "shutdown"}));
+        }
+        self.stdin = None;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the tests need on this machine; a missing piece is a failure.
+struct Tools {
+    python: PathBuf,
+    evcxr: PathBuf,
+    rustup_home: PathBuf,
+    cargo_home: PathBuf,
+}
+
+impl Tools {
+    fn find() -> Tools {
+        let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
+        let cargo_home =
+            std::env::var_os("CARGO_HOME").map_or_else(|| home.join(".cargo"), PathBuf::from);
+        let rustup_home =
+            std::env::var_os("RUSTUP_HOME").map_or_else(|| home.join(".rustup"), PathBuf::from);
+        let evcxr = find_in_path("evcxr_jupyter")
+            .or_else(|| Some(cargo_home.join("bin").join("evcxr_jupyter")).filter(|p| p.is_file()))
+            .unwrap_or_else(|| panic!("evcxr_jupyter is not installed: run .ci/run, or cargo install --locked evcxr_jupyter@0.22.0"));
+        // The interpreter's real path: the kernel runs with another HOME,
+        // where a pyenv-style shim would not find its versions.
+        let out = Command::new("python3")
+            .args(["-c", "import sys, jupyter_client; print(sys.executable)"])
+            .output()
+            .unwrap_or_else(|e| panic!("python3 is not available ({e}): run .ci/run"));
+        assert!(
+            out.status.success(),
+            "jupyter_client is not installed: run .ci/run, or python3 -m pip install 'jupyter_client>=8,<9'\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let python = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        Tools {
+            python,
+            evcxr,
+            rustup_home,
+            cargo_home,
+        }
+    }
+}
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where the kernel builds: kept between cells, tests and runs.
+fn build_cache() -> PathBuf {
+    let dir = std::env::var_os("CARTO_AUTH_EVCXR_CACHE")
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("evcxr-cache"),
+            PathBuf::from,
+        );
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// One kernel at a time uses the build directory, across threads and
+/// processes (two `cargo test` runs in one checkout); it is released when
+/// the returned file is dropped.
+fn lock_build_cache() -> File {
+    let path = build_cache().join("lock");
+    let file =
+        File::create(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+    let deadline = Instant::now() + LOCK_TIMEOUT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return file,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} stayed locked for {LOCK_TIMEOUT:?}",
+                    path.display()
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(std::fs::TryLockError::Error(e)) => panic!("cannot lock {}: {e}", path.display()),
+        }
+    }
+}
+
+// ---- the notebooks ----
+
+/// A notebook's code cells, run in order: each is named by a piece of its
+/// code, so a notebook edited out of step with its test fails clearly, and
+/// `finish` checks that none was left out.
+struct Notebook {
+    name: String,
+    cells: Vec<String>,
+    next: usize,
+}
+
+impl Notebook {
+    fn load(name: &str) -> Notebook {
+        let path = manifest_dir()
+            .join("notebooks")
+            .join(format!("{name}.ipynb"));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let nb: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(nb["nbformat"], 4, "{name}");
+        let cells: &[Value] = nb["cells"].as_array().map_or(&[], Vec::as_slice);
+        for cell in cells {
+            // Shipped notebooks carry no outputs (nor tokens in them).
+            assert!(
+                cell["outputs"].as_array().is_none_or(Vec::is_empty),
+                "{name} has saved outputs"
+            );
+        }
+        let source = |c: &Value| match &c["source"] {
+            Value::Array(lines) => lines.iter().filter_map(Value::as_str).collect::<String>(),
+            other => other.as_str().unwrap_or_default().to_string(),
+        };
+        let cells: Vec<String> = cells
+            .iter()
+            .filter(|c| c["cell_type"] == "code")
+            .map(source)
+            .collect();
+        let first_line = cells.first().and_then(|c| c.lines().next());
+        assert_eq!(
+            first_line,
+            Some(DEP_LINE),
+            "{name} must start with the :dep line a user writes"
+        );
+        Notebook {
+            name: name.to_string(),
+            cells,
+            next: 0,
+        }
+    }
+
+    /// The next code cell, which must contain `expect`.
+    fn next(&mut self, expect: &str) -> String {
+        let cell = self
+            .cells
+            .get(self.next)
+            .unwrap_or_else(|| panic!("{}: no cell left for {expect:?}", self.name))
+            .clone();
+        assert!(
+            cell.contains(expect),
+            "{}: cell {} is not {expect:?}:\n{cell}",
+            self.name,
+            self.next
+        );
+        self.next += 1;
+        cell
+    }
+
+    fn finish(&self) {
+        assert_eq!(
+            self.next,
+            self.cells.len(),
+            "{}: cells left unrun: {:?}",
+            self.name,
+            &self.cells[self.next..]
+        );
+    }
+}
+
+/// The start of every notebook: the `:dep` cell (timed, for the README) and
+/// the `use` cell.
+fn open(nb: &mut Notebook, kernel: &mut Kernel) {
+    let started = Instant::now();
+    kernel
+        .run(&nb.next(":dep carto-auth"), DEP_TIMEOUT)
+        .assert_ok();
+    eprintln!(
+        "{}: the :dep cell took {:.1} s",
+        nb.name,
+        started.elapsed().as_secs_f64()
+    );
+    kernel
+        .run(&nb.next("use carto_auth::CartoAuth;"), CELL_TIMEOUT)
+        .assert_ok();
+}
+
+/// The line of streamed text that is the authorize URL.
+fn streamed_url(events: &[Value], fake: &FakeCarto) -> Option<String> {
+    let text: String = events
+        .iter()
+        .filter(|e| e["event"] == "stream")
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    let prefix = format!("{}/authorize?", fake.base);
+    text.lines()
+        .find(|l| l.starts_with(&prefix))
+        .map(str::to_string)
+}
+
+fn query(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// An authorize URL with the parameters CARTO needs, for `redirect_uri`.
+fn assert_pkce_url(url: &str, fake: &FakeCarto, redirect_uri: &str) {
+    assert!(
+        url.starts_with(&format!("{}/authorize?", fake.base)),
+        "{url}"
+    );
+    let q = query(url);
+    assert_eq!(
+        q.get("client_id").map(String::as_str),
+        Some(support::CLIENT_ID),
+        "{url}"
+    );
+    assert_eq!(
+        q.get("response_type").map(String::as_str),
+        Some("code"),
+        "{url}"
+    );
+    assert_eq!(
+        q.get("redirect_uri").map(String::as_str),
+        Some(redirect_uri),
+        "{url}"
+    );
+    assert_eq!(
+        q.get("code_challenge_method").map(String::as_str),
+        Some("S256"),
+        "{url}"
+    );
+    let challenge = q.get("code_challenge").map_or("", String::as_str);
+    assert_eq!(challenge.len(), 43, "{url}");
+    assert!(
+        challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{url}"
+    );
+}
+
+/// The `href` of the card's sign-in link, unescaped.
+fn sign_in_href(html: &str) -> String {
+    let link = html
+        .split("<a ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no link in {html}"));
+    let href = link
+        .split("href=\"")
+        .nth(1)
+        .and_then(|h| h.split('"').next())
+        .unwrap_or_else(|| panic!("no href in {html}"));
+    href.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// None of the fake's secrets (tokens, codes, verifiers, client secret) in
+/// anything the kernel sent to the client. The token masked (six
+/// characters) is fine.
+fn assert_no_secrets(cells: &[&Cell], fake: &FakeCarto) {
+    let secrets = fake.secrets();
+    assert!(!secrets.is_empty());
+    for cell in cells {
+        let text = cell.all_text();
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret ({}…) is in the output of:\n{}",
+                &secret[..4.min(secret.len())],
+                cell.code
+            );
+        }
+    }
+}
+
+/// The status card of a session: what it says, and that it is the card.
+fn assert_status_card(cell: &Cell, mode: &str, fake: &FakeCarto, cache: &Path) {
+    let html = cell
+        .result("text/html")
+        .unwrap_or_else(|| panic!("no HTML in {cell:#?}"));
+    assert!(
+        html.contains("CARTO session") && html.contains(mode),
+        "{html}"
+    );
+    assert!(html.contains(&fake.api_base_url()), "{html}");
+    assert!(html.contains(&cache.display().to_string()), "{html}");
+    // The fake's tokens last 24 h; a few seconds have passed.
+    assert!(
+        [
+            "expires in 24 h 0 min",
+            "expires in 23 h 59 min",
+            "expires in 23 h 58 min"
+        ]
+        .iter()
+        .any(|e| html.contains(e)),
+        "{html}"
+    );
+    let token = fake
+        .issued_tokens()
+        .last()
+        .cloned()
+        .expect("a token was issued");
+    let masked: String = token.chars().take(6).chain(['…']).collect();
+    assert!(html.contains(&masked), "{html}");
+    let plain = cell.result("text/plain").unwrap_or_default();
+    assert!(
+        plain.starts_with(&format!("CARTO {mode} session")) && plain.contains(&masked),
+        "{plain}"
+    );
+}
+
+fn home_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("carto-nb-home-")
+        .tempdir()
+        .expect("a temporary HOME")
+}
+
+#[test]
+fn quickstart_logs_in_through_the_local_callback_and_gets_credentials() {
+    let fake = FakeCarto::start();
+    let home = home_dir();
+    let (browser, opened) = support::recording_browser(home.path());
+    let mut env = fake.env();
+    // A laptop: a browser on this machine, which comes back to the kernel.
+    env.push(("CARTO_AUTH_OPEN_BROWSER".into(), "1".into()));
+    env.push(("BROWSER".into(), browser.display().to_string()));
+    let mut nb = Notebook::load("quickstart");
+    let _lock = lock_build_cache();
+    let mut kernel = Kernel::start("quickstart", home.path(), &env);
+    open(&mut nb, &mut kernel);
+
+    // The one-liner blocks while the browser signs in; the test is the
+    // browser: it opens what the kernel opened and follows CARTO's redirect
+    // back to the kernel's callback server.
+    let mut back = None;
+    let login = kernel.run_with(
+        &nb.next("CartoAuth::from_oauth()?"),
+        true,
+        CELL_TIMEOUT,
+        |before, event| {
+            let mut all = before.to_vec();
+            all.push(event.clone());
+            if back.is_none()
+                && let Some(url) = streamed_url(&all, &fake)
+            {
+                let opened_url = support::wait_for_file(&opened, Duration::from_secs(30));
+                assert_eq!(
+                    opened_url, url,
+                    "the browser opened another address than the one shown"
+                );
+                assert_pkce_url(&url, &fake, &fake.redirect_uri);
+                assert!(
+                    query(&url).get("state").is_some_and(|s| s.len() >= 22),
+                    "{url}"
+                );
+                let callback = fake.authorize(&url);
+                assert!(callback.starts_with(&fake.redirect_uri), "{callback}");
+                let (status, headers, _) = support::http_get(&callback);
+                assert_eq!(status, 302, "the callback refused the browser");
+                back = support::header(&headers, "location");
+            }
+            None
+        },
+    );
+    login.assert_ok();
+    assert_eq!(back.as_deref(), Some("https://app.carto.com/auth/success"));
+    assert_eq!(
+        login.of_kind("input_request").count(),
+        0,
+        "the local flow asks nothing"
+    );
+    let out = login.stdout();
+    assert!(
+        out.contains("Sign in to CARTO in the browser window that just opened"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Signed in to CARTO.") && out.contains(&fake.api_base_url()),
+        "{out}"
+    );
+    assert!(
+        !out.contains('\u{2588}'),
+        "no QR code for the local flow: {out}"
+    );
+    let token_requests = fake.requests("/oauth/token");
+    assert_eq!(token_requests.len(), 1);
+    assert_eq!(
+        token_requests[0].form_value("redirect_uri"),
+        Some(fake.redirect_uri.as_str())
+    );
+
+    let cache = home.path().join(".carto-auth").join("token_oauth.json");
+    let card = kernel.run(&nb.next("auth"), CELL_TIMEOUT);
+    card.assert_ok();
+    assert_status_card(&card, "OAuth", &fake, &cache);
+
+    let token = fake.issued_tokens()[0].clone();
+    let token_cell = kernel.run(&nb.next("get_access_token()?"), CELL_TIMEOUT);
+    let masked: String = token.chars().take(6).collect();
+    assert_eq!(
+        token_cell.assert_ok().stdout().trim(),
+        format!("token {masked}… ({} characters)", token.len())
+    );
+
+    let api = kernel.run(&nb.next("get_api_base_url()"), CELL_TIMEOUT);
+    assert_eq!(
+        api.assert_ok().stdout().trim(),
+        format!("API base URL {}", fake.api_base_url())
+    );
+
+    let dw = kernel.run(&nb.next("get_carto_dw_credentials()?"), CELL_TIMEOUT);
+    assert_eq!(
+        dw.assert_ok().stdout().trim(),
+        format!(
+            "CARTO DW project carto-dw-ac-fake, token of {} characters",
+            "dw-token-fake".len()
+        )
+    );
+    assert_eq!(fake.requests("/api/v3/connections/carto-dw/token").len(), 1);
+
+    let layer = kernel.run(&nb.next("get_layer_credentials()?"), CELL_TIMEOUT);
+    let plain = layer.assert_ok().result("text/plain").unwrap_or_default();
+    assert!(
+        plain.contains("apiVersion") || plain.contains("api_version: \"v3\""),
+        "{plain}"
+    );
+    assert!(
+        plain.contains(&fake.api_base_url()) && plain.contains("[redacted]"),
+        "{plain}"
+    );
+    nb.finish();
+
+    assert_no_secrets(&[&login, &card, &token_cell, &api, &dw, &layer], &fake);
+    assert!(cache.is_file(), "the login was cached");
+}
+
+#[test]
+fn remote_kernel_paste_flow_no_stdin_error_and_two_step_card() {
+    let fake = FakeCarto::start();
+    let home = home_dir();
+    let (browser, opened) = support::recording_browser(home.path());
+    let mut env = fake.env();
+    env.push(("BROWSER".into(), browser.display().to_string()));
+    // What JupyterHub sets; the notebook asks for the paste flow anyway.
+    env.push(("JUPYTERHUB_USER".into(), "ana".into()));
+    let paste_uri = format!("{}/auth/token", fake.base);
+    let cache = home.path().join(".carto-auth").join("token_oauth.json");
+    let mut nb = Notebook::load("remote_kernel");
+    let _lock = lock_build_cache();
+    let mut kernel = Kernel::start("remote_kernel", home.path(), &env);
+    open(&mut nb, &mut kernel);
+
+    let one_liner = nb.next(".open_browser(false).login()?");
+    // A front end that sends no input: the kernel answers the input request
+    // with nothing at once, and the cell must fail at once, saying what to do.
+    // evcxr shows an error returned by `?` on stderr.
+    let no_stdin = kernel.run_with(&one_liner, false, CELL_TIMEOUT, |_, _| None);
+    assert_eq!(no_stdin.of_kind("input_request").count(), 0);
+    let error = no_stdin.stream("stderr");
+    assert!(
+        error.contains("no answer was given at the login prompt"),
+        "{error}\n{no_stdin:#?}"
+    );
+    assert!(
+        error.contains("CartoAuth::oauth().open_browser(false).begin()?")
+            && error.contains("login.complete("),
+        "the two-step API is named: {error}"
+    );
+    let shown = no_stdin
+        .time_of(|e| {
+            e["event"] == "stream"
+                && e["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("/authorize?"))
+        })
+        .expect("the URL was streamed");
+    let failed = no_stdin
+        .time_of(|e| e["event"] == "stream" && e["name"] == "stderr")
+        .expect("an error was shown");
+    assert!(
+        failed - shown < 1.0,
+        "the error took {:.2} s after the prompt",
+        failed - shown
+    );
+    eprintln!(
+        "remote_kernel: without stdin the error came {:.2} s after the sign-in address",
+        failed - shown
+    );
+    assert!(!cache.exists(), "nothing is cached by a failed login");
+
+    // The same cell where input is allowed: URL, QR code, then the input box.
+    let mut url = None;
+    let paste = kernel.run_with(&one_liner, true, CELL_TIMEOUT, |before, event| {
+        if event["event"] != "input_request" {
+            return None;
+        }
+        assert_eq!(event["prompt"], ASK_CODE);
+        assert_eq!(
+            event["password"], true,
+            "the pasted answer must not be echoed into the notebook"
+        );
+        let shown =
+            streamed_url(before, &fake).expect("the URL is streamed before the input request");
+        let landed = fake.authorize(&shown);
+        url = Some(shown);
+        Some(landed)
+    });
+    paste.assert_ok();
+    let url = url.expect("an input request");
+    assert_pkce_url(&url, &fake, &paste_uri);
+    let out = paste.stdout();
+    let after_url = out.split(&url).nth(1).unwrap_or_default();
+    assert!(
+        after_url.contains("Or scan this QR code with a phone") && after_url.contains('\u{2588}'),
+        "a QR code after the URL: {out}"
+    );
+    assert!(
+        out.contains("No browser can be opened here (open_browser(false))"),
+        "{out}"
+    );
+    assert!(!ASK_CODE.contains(':'));
+    assert_status_card(&paste, "OAuth", &fake, &cache);
+    assert!(!opened.exists(), "no browser is opened in the paste flow");
+
+    // Two steps: the card, then complete() with what CARTO showed.
+    let card_cell = kernel.run(&nb.next(".begin()?"), CELL_TIMEOUT);
+    let html = card_cell
+        .assert_ok()
+        .result("text/html")
+        .unwrap_or_else(|| panic!("no card: {card_cell:#?}"));
+    let href = sign_in_href(&html);
+    assert_pkce_url(&href, &fake, &paste_uri);
+    assert!(html.contains("target=\"_blank\" rel=\"noopener"), "{html}");
+    assert!(
+        html.contains("<svg") && html.contains("role=\"img\""),
+        "{html}"
+    );
+    assert!(html.contains("login.complete("), "{html}");
+    assert!(!html.contains("<script"), "{html}");
+    let plain = card_cell.result("text/plain").unwrap_or_default();
+    assert!(
+        plain.lines().any(|l| l == href),
+        "the text alternative has the URL: {plain}"
+    );
+    assert_ne!(
+        query(&href)["code_challenge"],
+        query(&url)["code_challenge"],
+        "each login has its own PKCE challenge"
+    );
+
+    let landed = fake.authorize(&href);
+    let complete = nb.next("login.complete(\"paste the address or code here\")?");
+    let filled = complete.replace("paste the address or code here", &landed);
+    let done = kernel.run(&filled, CELL_TIMEOUT);
+    done.assert_ok();
+    assert_status_card(&done, "OAuth", &fake, &cache);
+    let exchanges = fake.requests("/oauth/token");
+    assert_eq!(exchanges.len(), 2);
+    assert!(
+        exchanges
+            .iter()
+            .all(|r| r.form_value("redirect_uri") == Some(paste_uri.as_str()))
+    );
+
+    let token = kernel.run(&nb.next("get_access_token()?"), CELL_TIMEOUT);
+    assert!(
+        token
+            .assert_ok()
+            .stdout()
+            .contains(&format!("API {}", fake.api_base_url())),
+        "{token:#?}"
+    );
+    nb.finish();
+
+    // The filled-in cell holds a code the user pasted, which is gone once
+    // used; everything the kernel sent back is free of secrets.
+    assert_no_secrets(&[&no_stdin, &paste, &card_cell, &token], &fake);
+    let done_output = done.all_text();
+    assert!(
+        fake.issued_tokens()
+            .iter()
+            .all(|t| !done_output.contains(t.as_str()))
+    );
+}
+
+#[test]
+fn m2m_notebook_logs_in_with_a_credentials_file() {
+    let fake = FakeCarto::start();
+    let home = home_dir();
+    let credentials = fake.m2m_credentials_file(home.path());
+    let mut env = fake.env();
+    env.push((
+        "CARTO_CREDENTIALS_FILE".into(),
+        credentials.display().to_string(),
+    ));
+    let mut nb = Notebook::load("m2m");
+    let _lock = lock_build_cache();
+    let mut kernel = Kernel::start("m2m", home.path(), &env);
+    open(&mut nb, &mut kernel);
+
+    let login = kernel.run(&nb.next("CartoAuth::from_m2m(&credentials)?"), CELL_TIMEOUT);
+    login.assert_ok();
+    assert_eq!(login.of_kind("input_request").count(), 0);
+    let cache = home.path().join(".carto-auth").join("token_m2m.json");
+    assert_status_card(&login, "M2M", &fake, &cache);
+    let html = login.result("text/html").unwrap_or_default();
+    assert!(!html.contains("Organization"), "{html}");
+
+    let token = kernel.run(&nb.next("get_access_token()?"), CELL_TIMEOUT);
+    assert!(
+        token
+            .assert_ok()
+            .stdout()
+            .contains(&format!("API {}", fake.api_base_url())),
+        "{token:#?}"
+    );
+    let dw = kernel.run(&nb.next("get_carto_dw_credentials()?"), CELL_TIMEOUT);
+    assert!(
+        dw.assert_ok()
+            .stdout()
+            .contains("CARTO DW project carto-dw-ac-fake"),
+        "{dw:#?}"
+    );
+    let layer = kernel.run(&nb.next("get_layer_credentials()?"), CELL_TIMEOUT);
+    assert!(
+        layer
+            .assert_ok()
+            .result("text/plain")
+            .unwrap_or_default()
+            .contains("[redacted]"),
+        "{layer:#?}"
+    );
+    nb.finish();
+
+    assert_eq!(fake.requests("/oauth/token").len(), 1, "one token, reused");
+    assert_no_secrets(&[&login, &token, &dw, &layer], &fake);
+    assert!(cache.is_file());
+}
