@@ -110,6 +110,7 @@
 //! | --- | --- | --- |
 //! | `notebook` | yes | evcxr display: `PendingLogin::to_html` (login card with a QR code), `CartoAuth::to_html` (status card), their `evcxr_display`, and a text QR code in the paste flow (qrcode, without its `image` feature) |
 //! | `cli` | no | the `carto-auth` binary (clap) |
+//! | `fuzzing` | no | not for users: exposes the input parsers to the fuzz targets in `fuzz/` |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

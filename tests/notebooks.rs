@@ -9,8 +9,8 @@
 //! tests fail (`.ci/run` installs both). The kernel's build directory is kept
 //! in `$CARTO_AUTH_EVCXR_CACHE` (default: under `target/`), shared by the
 //! three notebooks, between runs, under a lock: the first `:dep` cell on a
-//! cold cache compiles every dependency (about 5 minutes on 2 cores), later
-//! runs only check them.
+//! cold cache compiles every dependency (about 90 s on 2 cores with the
+//! notebooks' `:opt 0`), later kernels only check them (about 8 s).
 
 mod support;
 
@@ -27,8 +27,9 @@ use support::FakeCarto;
 
 /// The first line of every notebook, as a user would write it in a checkout.
 const DEP_LINE: &str = ":dep carto-auth = { path = \"..\" }";
-/// The first `:dep` compiles everything on a cold cache (about 5 minutes
-/// here); generous for a slower CI machine, but bounded.
+/// The first `:dep` compiles everything on a cold cache (about 90 s here,
+/// 5 minutes without `:opt 0`); generous for a slower CI machine, but
+/// bounded.
 const DEP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Any other cell: compiling it takes a second or two.
 const CELL_TIMEOUT: Duration = Duration::from_secs(180);
@@ -100,6 +101,24 @@ impl Cell {
             self.error_text()
         );
         self
+    }
+
+    /// evcxr allows `?` in a cell only after a first compile fails with
+    /// E0277; once in a while (seen once in about twenty runs, not
+    /// reproduced on demand) it reports that E0277 instead of retrying. The
+    /// cell then never ran: no output, a compile error about `?` in evcxr's
+    /// own wrapper function.
+    fn is_evcxr_question_mark_race(&self) -> bool {
+        let errors: Vec<&Value> = self.of_kind("error").collect();
+        self.status == "error"
+            && self.of_kind("stream").count() == 0
+            && errors.len() == 1
+            && errors[0]["evalue"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("the `?` operator can only be used in a function"))
+            && errors[0]["traceback"]
+                .to_string()
+                .contains("*mut VariableStore")
     }
 
     fn time_of(&self, pred: impl Fn(&Value) -> bool) -> Option<f64> {
@@ -234,6 +253,26 @@ impl Kernel {
         allow_stdin: bool,
         timeout: Duration,
         mut on_event: impl FnMut(&[Value], &Value) -> Option<String>,
+    ) -> Cell {
+        let cell = self.run_once(code, allow_stdin, timeout, &mut on_event);
+        if !cell.is_evcxr_question_mark_race() {
+            return cell;
+        }
+        // Nothing of the cell ran (it did not compile), so running it again
+        // is what a user would do, and is safe.
+        eprintln!(
+            "{}: evcxr did not enable `?` for this cell (its known race); running it again",
+            self.name
+        );
+        self.run_once(code, allow_stdin, timeout, &mut on_event)
+    }
+
+    fn run_once(
+        &mut self,
+        code: &str,
+        allow_stdin: bool,
+        timeout: Duration,
+        on_event: &mut impl FnMut(&[Value], &Value) -> Option<String>,
     ) -> Cell {
         self.send(json!({"op": "execute", "code": code, "allow_stdin": allow_stdin, "timeout": timeout.as_secs()}));
         let deadline = Instant::now() + timeout + Duration::from_secs(30);
@@ -579,7 +618,8 @@ fn assert_no_secrets(cells: &[&Cell], fake: &FakeCarto) {
 }
 
 /// The status card of a session: what it says, and that it is the card.
-fn assert_status_card(cell: &Cell, mode: &str, fake: &FakeCarto, cache: &Path) {
+/// `cache` is the cache file, `None` with caching off.
+fn assert_status_card(cell: &Cell, mode: &str, fake: &FakeCarto, cache: Option<&Path>) {
     let html = cell
         .result("text/html")
         .unwrap_or_else(|| panic!("no HTML in {cell:#?}"));
@@ -588,7 +628,11 @@ fn assert_status_card(cell: &Cell, mode: &str, fake: &FakeCarto, cache: &Path) {
         "{html}"
     );
     assert!(html.contains(&fake.api_base_url()), "{html}");
-    assert!(html.contains(&cache.display().to_string()), "{html}");
+    let cache_text = cache.map_or_else(
+        || "none (caching is off)".to_string(),
+        |p| p.display().to_string(),
+    );
+    assert!(html.contains(&cache_text), "{html}");
     // The fake's tokens last 24 h; a few seconds have passed.
     assert!(
         [
@@ -698,7 +742,7 @@ fn quickstart_logs_in_through_the_local_callback_and_gets_credentials() {
     let cache = home.path().join(".carto-auth").join("token_oauth.json");
     let card = kernel.run(&nb.next("auth"), CELL_TIMEOUT);
     card.assert_ok();
-    assert_status_card(&card, "OAuth", &fake, &cache);
+    assert_status_card(&card, "OAuth", &fake, Some(&cache));
 
     let token = fake.issued_tokens()[0].clone();
     let token_cell = kernel.run(&nb.next("get_access_token()?"), CELL_TIMEOUT);
@@ -736,7 +780,53 @@ fn quickstart_logs_in_through_the_local_callback_and_gets_credentials() {
     );
     nb.finish();
 
-    assert_no_secrets(&[&login, &card, &token_cell, &api, &dw, &layer], &fake);
+    // Beyond the notebook, in the same kernel: the two-step login with a
+    // local browser, begun in one cell and finished by the callback in
+    // another (the callback server outlives the cell that started it).
+    std::fs::remove_file(&opened).expect("remove the first opened URL");
+    let begun = kernel.run(
+        "let login = CartoAuth::oauth().use_cache(false).begin()?;\nlogin",
+        CELL_TIMEOUT,
+    );
+    let html = begun.assert_ok().result("text/html").unwrap_or_default();
+    let href = sign_in_href(&html);
+    assert_eq!(
+        support::wait_for_file(&opened, Duration::from_secs(30)),
+        href,
+        "the card links to what the browser opened"
+    );
+    assert_pkce_url(&href, &fake, &fake.redirect_uri);
+    assert!(
+        html.contains("login.wait()?") && !html.contains("<svg"),
+        "{html}"
+    );
+    let (status, _, _) = support::http_get(&fake.authorize(&href));
+    assert_eq!(
+        status, 302,
+        "the callback server of the earlier cell answered"
+    );
+    let waited = kernel.run("let auth = login.wait()?;\nauth", CELL_TIMEOUT);
+    assert_status_card(waited.assert_ok(), "OAuth", &fake, None);
+    let dw_again = kernel.run("auth.get_carto_dw_credentials()?.0", CELL_TIMEOUT);
+    assert_eq!(
+        dw_again.assert_ok().result("text/plain").as_deref(),
+        Some("\"carto-dw-ac-fake\"")
+    );
+
+    assert_no_secrets(
+        &[
+            &login,
+            &card,
+            &token_cell,
+            &api,
+            &dw,
+            &layer,
+            &begun,
+            &waited,
+            &dw_again,
+        ],
+        &fake,
+    );
     assert!(cache.is_file(), "the login was cached");
 }
 
@@ -825,7 +915,7 @@ fn remote_kernel_paste_flow_no_stdin_error_and_two_step_card() {
         "{out}"
     );
     assert!(!ASK_CODE.contains(':'));
-    assert_status_card(&paste, "OAuth", &fake, &cache);
+    assert_status_card(&paste, "OAuth", &fake, Some(&cache));
     assert!(!opened.exists(), "no browser is opened in the paste flow");
 
     // Two steps: the card, then complete() with what CARTO showed.
@@ -859,7 +949,7 @@ fn remote_kernel_paste_flow_no_stdin_error_and_two_step_card() {
     let filled = complete.replace("paste the address or code here", &landed);
     let done = kernel.run(&filled, CELL_TIMEOUT);
     done.assert_ok();
-    assert_status_card(&done, "OAuth", &fake, &cache);
+    assert_status_card(&done, "OAuth", &fake, Some(&cache));
     let exchanges = fake.requests("/oauth/token");
     assert_eq!(exchanges.len(), 2);
     assert!(
@@ -908,7 +998,7 @@ fn m2m_notebook_logs_in_with_a_credentials_file() {
     login.assert_ok();
     assert_eq!(login.of_kind("input_request").count(), 0);
     let cache = home.path().join(".carto-auth").join("token_m2m.json");
-    assert_status_card(&login, "M2M", &fake, &cache);
+    assert_status_card(&login, "M2M", &fake, Some(&cache));
     let html = login.result("text/html").unwrap_or_default();
     assert!(!html.contains("Organization"), "{html}");
 
