@@ -132,14 +132,11 @@ fn listeners(table: &str, port: u16) -> Vec<String> {
 }
 
 fn local_env(fake: &FakeCarto, dir: &Path, browser: &Path) -> Vec<(String, String)> {
-    let mut env = fake.env();
-    env.push(("BROWSER".into(), browser.display().to_string()));
-    env.push(("CARTO_AUTH_OPEN_BROWSER".into(), "1".into()));
+    let mut env = support::local_flow_env(fake, dir, browser);
     env.push((
         "CARTO_TEST_LOGIN_TIMEOUT_MS".into(),
         LOGIN_TIMEOUT.as_millis().to_string(),
     ));
-    env.push(("TMPDIR".into(), dir.display().to_string()));
     env
 }
 
@@ -159,13 +156,7 @@ fn a_thousand_junk_requests_then_the_real_callback() {
         &local_env(&fake, home.path(), &browser),
     ));
     let url = support::wait_for_file(&opened, Duration::from_secs(30));
-    let state = url::Url::parse(&url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = support::query_param(&url, "state").unwrap();
     let callback = url::Url::parse(&fake.redirect_uri).unwrap();
     let (port, path) = (callback.port().unwrap(), callback.path().to_string());
 

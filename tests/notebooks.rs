@@ -390,15 +390,40 @@ fn manifest_dir() -> PathBuf {
 }
 
 /// Where the kernel builds: kept between cells, tests and runs.
+///
+/// Not under the directory that holds the Rust toolchain (with rustup, the
+/// home directory): cargo writes each cell's library with a RUNPATH to
+/// libstd computed for `target/<triple>/debug/deps/`, evcxr loads the copy
+/// one level up in `debug/`, and the relative path then misses the
+/// toolchain by one `..`, so every cell fails with "dlopen failed". From a
+/// directory with nothing in common with the toolchain's path the path
+/// climbs to `/`, where a surplus `..` is harmless.
 fn build_cache() -> PathBuf {
     let dir = std::env::var_os("CARTO_AUTH_EVCXR_CACHE")
         .filter(|v| !v.is_empty())
         .map_or_else(
-            || PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("evcxr-cache"),
+            || std::env::temp_dir().join("carto-auth-evcxr-cache"),
             PathBuf::from,
         );
     std::fs::create_dir_all(&dir)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let dir = dir.canonicalize().unwrap_or(dir);
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if let Some(sysroot) = sysroot {
+        let top = |p: &Path| p.components().nth(1).map(|c| c.as_os_str().to_owned());
+        assert!(
+            top(&dir) != top(&sysroot),
+            "the evcxr build cache {} shares its top directory with the Rust toolchain {}: \
+             evcxr's cells would fail with \"dlopen failed\" (see build_cache()). \
+             Set CARTO_AUTH_EVCXR_CACHE to a directory elsewhere, e.g. under /var/tmp",
+            dir.display(),
+            sysroot.display()
+        );
+    }
     dir
 }
 

@@ -509,14 +509,6 @@ fn child_login() {
     }
 }
 
-fn local_env(fake: &FakeCarto, dir: &Path, browser: &Path) -> Vec<(String, String)> {
-    let mut env = fake.env();
-    env.push(("BROWSER".into(), browser.display().to_string()));
-    env.push(("CARTO_AUTH_OPEN_BROWSER".into(), "1".into()));
-    env.push(("TMPDIR".into(), dir.display().to_string()));
-    env
-}
-
 #[test]
 fn local_flow_through_browser_and_callback_ignoring_strays() {
     if child_scenario().is_some() {
@@ -529,21 +521,18 @@ fn local_flow_through_browser_and_callback_ignoring_strays() {
         "local_flow_through_browser_and_callback_ignoring_strays",
         "login",
         home.path(),
-        &local_env(&fake, home.path(), &browser),
+        &support::local_flow_env(&fake, home.path(), &browser),
     ));
     let url = support::wait_for_file(&opened, Duration::from_secs(20));
     assert!(
         url.starts_with(&format!("{}/authorize?", fake.base)),
         "{url}"
     );
-    let query: Vec<(String, String)> = url::Url::parse(&url)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect();
-    let get = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.clone());
-    assert_eq!(get("redirect_uri"), Some(fake.redirect_uri.clone()));
-    let state = get("state").expect("the local flow sends a state");
+    assert_eq!(
+        support::query_param(&url, "redirect_uri"),
+        Some(fake.redirect_uri.clone())
+    );
+    let state = support::query_param(&url, "state").expect("the local flow sends a state");
     assert!(state.len() >= 22);
 
     // Stray requests get answers and change nothing.
@@ -623,16 +612,10 @@ fn an_error_on_the_callback_fails_the_login_and_shows_the_error_page() {
         "an_error_on_the_callback_fails_the_login_and_shows_the_error_page",
         "login",
         home.path(),
-        &local_env(&fake, home.path(), &browser),
+        &support::local_flow_env(&fake, home.path(), &browser),
     ));
     let url = support::wait_for_file(&opened, Duration::from_secs(20));
-    let state = url::Url::parse(&url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = support::query_param(&url, "state").unwrap();
     let (status, headers, _) = support::http_get(&format!(
         "{}?error=access_denied&error_description=User+cancelled&state={state}",
         fake.redirect_uri
@@ -657,7 +640,7 @@ fn the_local_flow_gives_up_after_its_timeout() {
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     let (browser, _) = support::recording_browser(home.path());
-    let mut env = local_env(&fake, home.path(), &browser);
+    let mut env = support::local_flow_env(&fake, home.path(), &browser);
     env.push(("CARTO_TEST_LOGIN_TIMEOUT_MS".into(), "700".into()));
     let mut child = ChildSession::new(spawn_child(
         "the_local_flow_gives_up_after_its_timeout",
@@ -690,7 +673,7 @@ fn a_taken_port_falls_back_to_pasting_through_stdin() {
         "a_taken_port_falls_back_to_pasting_through_stdin",
         "login",
         home.path(),
-        &local_env(&fake, home.path(), &browser),
+        &support::local_flow_env(&fake, home.path(), &browser),
     ));
     child.wait_line(Duration::from_secs(20), |l| {
         l.contains(&format!("port {port} cannot be used")) && l.contains("paste")
@@ -722,7 +705,7 @@ fn no_browser_to_open_falls_back_to_paste() {
     }
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
-    let mut env = local_env(&fake, home.path(), Path::new("/nonexistent/browser"));
+    let mut env = support::local_flow_env(&fake, home.path(), Path::new("/nonexistent/browser"));
     // Nothing to open a browser with: not $BROWSER, not xdg-open.
     env.push(("PATH".into(), home.path().display().to_string()));
     let mut child = ChildSession::new(spawn_child(
@@ -812,7 +795,7 @@ fn a_browser_script_that_follows_the_redirect_completes_the_login() {
         "a_browser_script_that_follows_the_redirect_completes_the_login",
         "login",
         home.path(),
-        &local_env(&fake, home.path(), &script),
+        &support::local_flow_env(&fake, home.path(), &script),
     ));
     let (result, _) = child.result(Duration::from_secs(30));
     assert!(

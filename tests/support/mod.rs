@@ -848,3 +848,22 @@ impl ChildSession {
 pub fn child_scenario() -> Option<String> {
     std::env::var("CARTO_TEST_CHILD").ok()
 }
+
+/// The environment of a child that runs the local flow: the fake's
+/// endpoints, a `$BROWSER`, the local flow forced on, temporary files in `dir`.
+pub fn local_flow_env(fake: &FakeCarto, dir: &Path, browser: &Path) -> Vec<(String, String)> {
+    let mut env = fake.env();
+    env.push(("BROWSER".into(), browser.display().to_string()));
+    env.push(("CARTO_AUTH_OPEN_BROWSER".into(), "1".into()));
+    env.push(("TMPDIR".into(), dir.display().to_string()));
+    env
+}
+
+/// A query parameter of a URL, decoded.
+pub fn query_param(url: &str, key: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
