@@ -3,6 +3,14 @@
 
 use std::io::{BufRead, Write};
 
+/// Writes and flushes, ignoring errors: `print!` and friends panic when the
+/// stream is closed, and a panic inside a notebook kernel loses the user's
+/// variables. A message that cannot be shown is not worth a crash.
+fn say(mut out: impl Write, text: &str) {
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
 /// Which way the authorization code comes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -64,24 +72,26 @@ pub struct TerminalPrompt;
 
 impl Prompt for TerminalPrompt {
     fn show_login(&self, login: &LoginInstructions) {
-        eprintln!("{}", instructions_text(login));
+        say(
+            std::io::stderr(),
+            &format!("{}\n", instructions_text(login)),
+        );
     }
 
     fn ask_code(&self, question: &str) -> std::io::Result<String> {
-        eprint!("{question}: ");
-        let _ = std::io::stderr().flush();
+        say(std::io::stderr(), &format!("{question}: "));
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         // A terminal echoes the user's Enter; piped input does not, and the
         // next message would land on the question's line.
         if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-            eprintln!();
+            say(std::io::stderr(), "\n");
         }
         Ok(line)
     }
 
     fn notice(&self, message: &str) {
-        eprintln!("{message}");
+        say(std::io::stderr(), &format!("{message}\n"));
     }
 }
 
@@ -97,12 +107,7 @@ pub struct EvcxrPrompt;
 
 impl Prompt for EvcxrPrompt {
     fn show_login(&self, login: &LoginInstructions) {
-        // Write errors are ignored: `println!` would panic on them, and a
-        // panic in a cell loses the user's variables.
-        let _ = std::io::stdout()
-            .lock()
-            .write_all(evcxr_login_text(login).as_bytes());
-        let _ = std::io::stdout().flush();
+        say(std::io::stdout(), &evcxr_login_text(login));
     }
 
     fn ask_code(&self, question: &str) -> std::io::Result<String> {
@@ -115,7 +120,7 @@ impl Prompt for EvcxrPrompt {
     }
 
     fn notice(&self, message: &str) {
-        println!("{message}");
+        say(std::io::stdout(), &format!("{message}\n"));
     }
 
     fn no_answer_hint(&self) -> &'static str {
@@ -229,7 +234,10 @@ pub(crate) fn no_local_browser(
 /// and to the `log` facade for programs that collect logs.
 pub(crate) fn warn(message: &str) {
     log::warn!("{message}");
-    eprintln!("carto-auth: warning: {message}");
+    say(
+        std::io::stderr(),
+        &format!("carto-auth: warning: {message}\n"),
+    );
 }
 
 #[cfg(test)]
