@@ -6,10 +6,10 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::endpoints::Endpoints;
-use crate::error::{Error, Result, Service};
+use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::secret::ClientSecret;
-use crate::token::{Token, now_unix};
+use crate::token::Token;
 
 /// The contents of a CARTO M2M credentials file.
 #[derive(Debug, Clone)]
@@ -68,26 +68,13 @@ pub(crate) async fn request_token(
     endpoints: &Endpoints,
     credentials: &Credentials,
 ) -> Result<Token> {
-    let url = endpoints.token_url();
-    let answer = http
-        .post_form(
-            Service::Token,
-            &url,
-            &[
-                ("grant_type", "client_credentials"),
-                ("audience", &endpoints.audience),
-                ("client_id", &credentials.client_id),
-                ("client_secret", credentials.client_secret.secret()),
-            ],
-        )
-        .await?;
-    log::info!("token endpoint issued an M2M token");
-    Token::from_response(&answer, now_unix()).map_err(|got| Error::InvalidResponse {
-        service: Service::Token,
-        url,
-        expected: "JSON with access_token and expires_in",
-        got,
-    })
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("audience", endpoints.audience.as_str()),
+        ("client_id", credentials.client_id.as_str()),
+        ("client_secret", credentials.client_secret.secret()),
+    ];
+    crate::token::request_token(http, endpoints, &form, "M2M").await
 }
 
 #[cfg(test)]

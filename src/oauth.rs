@@ -7,10 +7,10 @@ use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 
 use crate::endpoints::Endpoints;
-use crate::error::{Error, Result, Service};
+use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::secret::{AuthorizationCode, CodeVerifier};
-use crate::token::{Token, now_unix};
+use crate::token::{Token, request_token};
 
 /// A fresh PKCE pair (RFC 7636, method `S256`).
 pub(crate) struct Pkce {
@@ -198,28 +198,15 @@ pub(crate) async fn exchange_code(
     redirect_uri: &str,
     verifier: &CodeVerifier,
 ) -> Result<Token> {
-    let url = endpoints.token_url();
-    let answer = http
-        .post_form(
-            Service::Token,
-            &url,
-            &[
-                ("client_id", &endpoints.client_id),
-                ("grant_type", "authorization_code"),
-                ("audience", &endpoints.audience),
-                ("code", code.secret()),
-                ("redirect_uri", redirect_uri),
-                ("code_verifier", verifier.secret()),
-            ],
-        )
-        .await?;
-    log::info!("token endpoint issued an OAuth token");
-    Token::from_response(&answer, now_unix()).map_err(|got| Error::InvalidResponse {
-        service: Service::Token,
-        url,
-        expected: "JSON with access_token and expires_in",
-        got,
-    })
+    let form = [
+        ("client_id", endpoints.client_id.as_str()),
+        ("grant_type", "authorization_code"),
+        ("audience", endpoints.audience.as_str()),
+        ("code", code.secret()),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", verifier.secret()),
+    ];
+    request_token(http, endpoints, &form, "OAuth").await
 }
 
 #[cfg(test)]

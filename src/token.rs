@@ -4,7 +4,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::http::describe_json;
+use crate::endpoints::Endpoints;
+use crate::error::{Error, Result, Service};
+use crate::http::{Http, describe_json};
 use crate::secret::AccessToken;
 
 /// A token counts as expired this many seconds before its expiration, so that
@@ -64,6 +66,25 @@ impl Token {
             _ => Err(describe_json(value)),
         }
     }
+}
+
+/// POSTs a grant's form to the token endpoint and reads the answer, which
+/// is the same for both grants. `grant` names it in the log.
+pub(crate) async fn request_token(
+    http: &Http,
+    endpoints: &Endpoints,
+    form: &[(&str, &str)],
+    grant: &str,
+) -> Result<Token> {
+    let url = endpoints.token_url();
+    let answer = http.post_form(Service::Token, &url, form).await?;
+    log::info!("token endpoint issued an {grant} token");
+    Token::from_response(&answer, now_unix()).map_err(|got| Error::InvalidResponse {
+        service: Service::Token,
+        url,
+        expected: "JSON with access_token and expires_in",
+        got,
+    })
 }
 
 #[cfg(test)]

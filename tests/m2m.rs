@@ -19,13 +19,8 @@ fn login(
         .login()
 }
 
-fn read_json(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-#[test]
-fn token_request_has_exactly_the_python_form_fields() {
-    let fake = FakeCarto::start();
+/// An M2M login with caching off; the directory holds the credentials file.
+fn uncached_login(fake: &FakeCarto) -> (tempfile::TempDir, CartoAuth) {
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
     let auth = CartoAuth::m2m(&creds)
@@ -33,6 +28,13 @@ fn token_request_has_exactly_the_python_form_fields() {
         .endpoints(fake.endpoints())
         .login()
         .unwrap();
+    (dir, auth)
+}
+
+#[test]
+fn token_request_has_exactly_the_python_form_fields() {
+    let fake = FakeCarto::start();
+    let (_dir, auth) = uncached_login(&fake);
 
     let requests = fake.requests("/oauth/token");
     assert_eq!(requests.len(), 1);
@@ -60,7 +62,7 @@ fn cache_is_written_privately_and_reused_without_a_request() {
     let cache = dir.path().join("new-dir").join("token_m2m.json");
 
     let first = login(&fake, &creds, &cache).unwrap();
-    let json = read_json(&cache);
+    let json = support::read_json(&cache);
     assert_eq!(
         json["access_token"],
         first.get_access_token().unwrap().as_str()
@@ -150,7 +152,7 @@ fn a_cache_of_another_client_or_api_is_not_used() {
         let auth = login(&fake, &creds, &cache).unwrap();
         let token = auth.get_access_token().unwrap();
         assert!(token.starts_with("eyJfake."), "used a foreign token {token}");
-        assert_eq!(read_json(&cache)["client_id"], M2M_ID, "the cache now belongs to this client");
+        assert_eq!(support::read_json(&cache)["client_id"], M2M_ID, "the cache now belongs to this client");
     }
     assert_eq!(fake.requests("/oauth/token").len(), 2);
 }
@@ -178,7 +180,7 @@ fn an_expired_cache_is_renewed_and_rewritten() {
     let auth = login(&fake, &creds, &cache).unwrap();
     assert_ne!(auth.get_access_token().unwrap(), "old");
     assert_eq!(
-        read_json(&cache)["access_token"],
+        support::read_json(&cache)["access_token"],
         auth.get_access_token().unwrap().as_str()
     );
 }
@@ -196,7 +198,7 @@ fn get_access_token_renews_an_expired_token_and_updates_the_cache() {
     let renewed = auth.get_access_token().unwrap();
     assert_eq!(fake.requests("/oauth/token").len(), 2);
     assert_eq!(fake.issued_tokens()[1], renewed);
-    assert_eq!(read_json(&cache)["access_token"], renewed.as_str());
+    assert_eq!(support::read_json(&cache)["access_token"], renewed.as_str());
     // Now good: no third request.
     assert_eq!(auth.get_access_token().unwrap(), renewed);
     assert_eq!(fake.requests("/oauth/token").len(), 2);
@@ -243,7 +245,7 @@ fn a_corrupt_cache_counts_as_none_and_is_replaced_after_login() {
         std::fs::write(&cache, junk).unwrap();
         let auth = login(&fake, &creds, &cache).unwrap();
         assert_eq!(
-            read_json(&cache)["access_token"],
+            support::read_json(&cache)["access_token"],
             auth.get_access_token().unwrap().as_str()
         );
     }
@@ -325,13 +327,7 @@ fn credentials_file_errors_name_the_file_and_what_to_do() {
 #[test]
 fn carto_dw_and_layer_credentials() {
     let fake = FakeCarto::start();
-    let dir = tempfile::tempdir().unwrap();
-    let creds = fake.m2m_credentials_file(dir.path());
-    let auth = CartoAuth::m2m(&creds)
-        .use_cache(false)
-        .endpoints(fake.endpoints())
-        .login()
-        .unwrap();
+    let (_dir, auth) = uncached_login(&fake);
     assert_eq!(
         auth.get_carto_dw_credentials().unwrap(),
         ("carto-dw-ac-fake".to_string(), "dw-token-fake".to_string())
@@ -354,13 +350,7 @@ fn carto_dw_and_layer_credentials() {
 #[test]
 fn carto_dw_errors_suggest_checking_the_api_base_url() {
     let fake = FakeCarto::start();
-    let dir = tempfile::tempdir().unwrap();
-    let creds = fake.m2m_credentials_file(dir.path());
-    let auth = CartoAuth::m2m(&creds)
-        .use_cache(false)
-        .endpoints(fake.endpoints())
-        .login()
-        .unwrap();
+    let (_dir, auth) = uncached_login(&fake);
     for fault in [
         support::Fault::Html,
         support::Fault::Json(r#"{"projectId": "p"}"#.into()),
@@ -439,7 +429,7 @@ async fn async_api_shares_the_implementation() {
         .await
         .unwrap();
     let token = auth.get_access_token_async().await.unwrap();
-    assert_eq!(read_json(&cache)["access_token"], token.as_str());
+    assert_eq!(support::read_json(&cache)["access_token"], token.as_str());
     let (project, _) = auth.get_carto_dw_credentials_async().await.unwrap();
     assert_eq!(project, "carto-dw-ac-fake");
     assert_eq!(
@@ -454,13 +444,7 @@ async fn async_api_shares_the_implementation() {
 #[test]
 fn debug_and_display_never_show_the_token() {
     let fake = FakeCarto::start();
-    let dir = tempfile::tempdir().unwrap();
-    let creds = fake.m2m_credentials_file(dir.path());
-    let auth = CartoAuth::m2m(&creds)
-        .use_cache(false)
-        .endpoints(fake.endpoints())
-        .login()
-        .unwrap();
+    let (_dir, auth) = uncached_login(&fake);
     let token = auth.get_access_token().unwrap();
     let shown = format!(
         "{auth:?} {auth} {:?}",

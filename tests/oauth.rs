@@ -85,10 +85,6 @@ fn paste_login(fake: &FakeCarto, player: &Player, cache: &Path) -> carto_auth::O
         .prompt(player.clone())
 }
 
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 #[test]
 fn paste_flow_sends_what_carto_expects_and_discovers_the_api() {
     let fake = FakeCarto::start();
@@ -168,7 +164,7 @@ fn paste_flow_sends_what_carto_expects_and_discovers_the_api() {
     assert_eq!(auth.get_api_base_url(), Some(fake.api_base_url().as_str()));
 
     // The Python package's cache: exactly its three keys.
-    let json = read_json(&cache);
+    let json = support::read_json(&cache);
     assert_eq!(
         json,
         serde_json::json!({"api_base_url": fake.api_base_url(), "access_token": token, "expiration": auth.expiration()})
@@ -367,7 +363,7 @@ fn a_cache_without_api_base_url_or_expired_means_a_new_login() {
         let auth = paste_login(&fake, &player, &cache).login().unwrap();
         assert_eq!(player.times_shown(), 1, "{content}");
         assert_eq!(
-            read_json(&cache)["access_token"],
+            support::read_json(&cache)["access_token"],
             auth.get_access_token().unwrap().as_str()
         );
     }
@@ -385,7 +381,7 @@ fn an_expired_session_logs_in_again_on_get_access_token() {
     let renewed = auth.get_access_token().unwrap();
     assert_eq!(player.times_shown(), 2);
     assert_eq!(fake.issued_tokens().last(), Some(&renewed));
-    assert_eq!(read_json(&cache)["access_token"], renewed.as_str());
+    assert_eq!(support::read_json(&cache)["access_token"], renewed.as_str());
     let notices = player.notices.lock().unwrap();
     assert!(
         notices
@@ -434,7 +430,7 @@ fn two_step_login_completes_once() {
     ));
     let auth = login.complete(&landed).unwrap();
     assert_eq!(
-        read_json(&cache)["access_token"],
+        support::read_json(&cache)["access_token"],
         auth.get_access_token().unwrap().as_str()
     );
 
