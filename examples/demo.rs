@@ -7,7 +7,6 @@
 //! ```
 
 #[path = "../tests/support/mod.rs"]
-#[allow(unused_imports)]
 mod support;
 
 use carto_auth::{CartoAuth, LoginInstructions, Prompt};

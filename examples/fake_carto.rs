@@ -11,7 +11,6 @@
 //! shown you, and paste that.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(unused_imports)]
 mod support;
 
 use std::io::Read;

@@ -10,12 +10,14 @@ use crate::http::{Http, describe_json};
 use crate::secret::AccessToken;
 
 /// Finds the API base URL of the signed-in user: the accounts service names
-/// the tenant, whose `config.yaml` names the API.
+/// the tenant, whose `config.yaml` names the API. `Ok(None)` when the
+/// account has no `tenant_domain`: the Python package then goes on without
+/// an API base URL, and so does this crate.
 pub(crate) async fn discover_api_base_url(
     http: &Http,
     endpoints: &Endpoints,
     token: &AccessToken,
-) -> Result<String> {
+) -> Result<Option<String>> {
     let accounts_url = endpoints.accounts_endpoint();
     let account = http
         .get_json(Service::Accounts, &accounts_url, Some(token))
@@ -41,12 +43,11 @@ pub(crate) async fn discover_api_base_url(
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
     else {
-        return Err(Error::InvalidResponse {
-            service: Service::Accounts,
-            url: accounts_url,
-            expected: "JSON with tenant_domain",
-            got: describe_json(&account),
-        });
+        log::info!(
+            "the accounts service names no tenant_domain ({})",
+            describe_json(&account)
+        );
+        return Ok(None);
     };
     let config_url = tenant_config_url(tenant)?;
     let text = http.get_text(Service::TenantConfig, &config_url).await?;
@@ -57,7 +58,7 @@ pub(crate) async fn discover_api_base_url(
         got,
     })?;
     log::info!("discovered the API base URL {base_url}");
-    Ok(base_url)
+    Ok(Some(base_url))
 }
 
 /// `apis.baseUrl` of a tenant's `config.yaml`.

@@ -40,6 +40,10 @@ pub struct Endpoints {
     pub client_id: String,
     /// The audience of CARTO's API.
     pub audience: String,
+    /// The authorization server's issuer, as its tokens' `iss` and a
+    /// callback's `iss` parameter (RFC 9207) say it. Follows `auth_url`
+    /// when `CARTO_AUTH_URL` moves it.
+    pub issuer: String,
 }
 
 impl Endpoints {
@@ -54,6 +58,8 @@ impl Endpoints {
             error_page: "https://app.carto.com/auth/error".into(),
             client_id: "0dxb8HR3ATXCxJiPOJVHsLoHoAtbRX6u".into(),
             audience: "carto-cloud-native-api".into(),
+            // Auth0 issuers end with a slash.
+            issuer: "https://auth.carto.com/".into(),
         }
     }
 
@@ -82,6 +88,7 @@ impl Endpoints {
             Ok(())
         };
         set("CARTO_AUTH_URL", &mut endpoints.auth_url, true)?;
+        endpoints.issuer = format!("{}/", endpoints.auth_url);
         set("CARTO_ACCOUNTS_URL", &mut endpoints.accounts_url, true)?;
         set(
             "CARTO_AUTH_REDIRECT_URI",
@@ -104,6 +111,11 @@ impl Endpoints {
     /// `<auth_url>/oauth/token`.
     pub fn token_url(&self) -> String {
         format!("{}/oauth/token", self.auth_url.trim_end_matches('/'))
+    }
+
+    /// `<auth_url>/oauth/device/code`, the device authorization endpoint.
+    pub fn device_authorization_url(&self) -> String {
+        format!("{}/oauth/device/code", self.auth_url.trim_end_matches('/'))
     }
 
     /// `<accounts_url>/accounts`.
@@ -149,11 +161,16 @@ pub(crate) fn tenant_config_url(tenant_domain: &str) -> Result<String> {
     Ok(format!("{scheme}://{domain}/config.yaml"))
 }
 
+/// Issuers compare equal without their trailing slash.
+pub(crate) fn same_issuer(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
 fn is_loopback_host(host: &str) -> bool {
     matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1")
 }
 
-fn check_http_url(what: &str, value: &str) -> Result<()> {
+pub(crate) fn check_http_url(what: &str, value: &str) -> Result<()> {
     match url::Url::parse(value) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => Ok(()),
         _ => Err(Error::InvalidSetting {
@@ -180,6 +197,12 @@ mod tests {
         assert_eq!(e.local_callback(), Some((10000, "/callback/".into())));
         assert_eq!(e.client_id, "0dxb8HR3ATXCxJiPOJVHsLoHoAtbRX6u");
         assert_eq!(e.audience, "carto-cloud-native-api");
+        assert_eq!(
+            e.device_authorization_url(),
+            "https://auth.carto.com/oauth/device/code"
+        );
+        assert!(same_issuer(&e.issuer, "https://auth.carto.com"));
+        assert!(!same_issuer(&e.issuer, "https://evil.example/"));
     }
 
     #[test]
@@ -193,6 +216,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(e.token_url(), "http://127.0.0.1:5000/oauth/token");
+        assert!(same_issuer(&e.issuer, "http://127.0.0.1:5000/"));
         assert_eq!(e.accounts_endpoint(), "http://127.0.0.1:5001/accounts");
         assert_eq!(e.local_callback(), Some((5002, "/cb".into())));
         assert_eq!(e.paste_redirect_uri, "http://127.0.0.1:5000/code");

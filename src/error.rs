@@ -4,27 +4,64 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Which CARTO service a request went to, so that an error can name it and
-/// say what to check.
+/// Which OAuth grant a token request was for: the advice after a refusal
+/// depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Grant {
+    /// A person's browser sign-in (authorization code + PKCE).
+    AuthorizationCode,
+    /// An M2M application's credentials file (client credentials).
+    ClientCredentials,
+    /// A person's sign-in on another device (device authorization grant).
+    DeviceCode,
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Grant::AuthorizationCode => "browser sign-in",
+            Grant::ClientCredentials => "M2M credentials",
+            Grant::DeviceCode => "device sign-in",
+        })
+    }
+}
+
+/// Which CARTO (or Google) service a request went to, so that an error can
+/// name it and say what to check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Service {
-    /// The OAuth token endpoint (`/oauth/token`), for both grants.
-    Token,
+    /// The OAuth token endpoint (`/oauth/token`), for one grant.
+    Token(Grant),
+    /// The device authorization endpoint (`/oauth/device/code`).
+    DeviceAuthorization,
     /// The accounts service that knows the user's tenant.
     Accounts,
     /// The tenant's `config.yaml`, which names the API base URL.
     TenantConfig,
     /// The CARTO Data Warehouse token endpoint of the API.
     CartoDw,
+    /// CARTO's SQL API (`/v3/sql/{connection}/query`).
+    SqlApi,
+    /// Google BigQuery, for the CARTO Data Warehouse client.
+    BigQuery,
 }
 
 impl Service {
     fn hint(self) -> &'static str {
         match self {
-            Service::Token => {
-                "for M2M check client_id and client_secret in the credentials file; \
-                 for a browser login, log in again (codes are single-use and short-lived)"
+            Service::Token(Grant::ClientCredentials) => {
+                "check client_id and client_secret in the M2M credentials file \
+                 (download it again from CARTO Workspace > Developers > Credentials)"
+            }
+            Service::Token(Grant::AuthorizationCode) => {
+                "sign in again: the code may have been copied short or already used \
+                 (codes are single-use and expire within minutes)"
+            }
+            Service::Token(Grant::DeviceCode) | Service::DeviceAuthorization => {
+                "start the login again; without .device_flow(true) the browser or paste \
+                 flow is used"
             }
             Service::Accounts => {
                 "log in again; if it persists, skip discovery by passing your API base URL \
@@ -38,6 +75,10 @@ impl Service {
                 "make sure the API base URL is the one of your account \
                  (CARTO Workspace > Developers) and that the account has the CARTO Data Warehouse"
             }
+            Service::SqlApi => {
+                "check the connection name (CARTO Workspace > Connections) and the SQL"
+            }
+            Service::BigQuery => "check the SQL and the CARTO Data Warehouse project",
         }
     }
 }
@@ -45,18 +86,21 @@ impl Service {
 impl fmt::Display for Service {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Service::Token => "token endpoint",
+            Service::Token(_) => "token endpoint",
+            Service::DeviceAuthorization => "device authorization endpoint",
             Service::Accounts => "accounts service",
             Service::TenantConfig => "tenant configuration",
             Service::CartoDw => "CARTO Data Warehouse token endpoint",
+            Service::SqlApi => "SQL API",
+            Service::BigQuery => "BigQuery API",
         })
     }
 }
 
 /// Everything that can go wrong, each message ending with what to do.
 ///
-/// Messages never contain a token, a client secret, a code verifier or an
-/// authorization code.
+/// Messages never contain a token, a client secret, a code verifier, a
+/// device code or an authorization code.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -109,9 +153,10 @@ pub enum Error {
         got: String,
     },
 
-    /// CARTO's login page sent back an `error` instead of a code.
+    /// CARTO's login page (or the device flow) sent back an `error` instead
+    /// of a code or a token.
     #[error(
-        "CARTO did not authorize the login: {error}{}. Log in again; if it keeps failing, \
+        "CARTO did not authorize the login: {error}{}. Sign in again; if it keeps failing, \
          check the SSO organization name and that your user can sign in to CARTO",
         .description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
     )]
@@ -122,9 +167,33 @@ pub enum Error {
         description: Option<String>,
     },
 
-    /// The login prompt got an empty answer.
+    /// The authorization response came from another issuer than CARTO's
+    /// (RFC 9207): a mix-up, never used.
+    #[error(
+        "the sign-in answer says it comes from {got:?}, not from CARTO's authorization \
+         server {expected:?}, so it was not used. Sign in again with the address this \
+         login showed"
+    )]
+    IssuerMismatch {
+        /// The issuer this login expects.
+        expected: String,
+        /// The `iss` the answer carried.
+        got: String,
+    },
+
+    /// The login prompt got empty answers only.
     #[error("no answer was given at the login prompt. {hint}")]
     NoAnswer {
+        /// What to do instead.
+        hint: &'static str,
+    },
+
+    /// The login would have to ask the user, and nothing can be read where
+    /// it runs (a notebook front end that sends no input, stdin closed).
+    #[error("{}no answer can be read here to finish signing in. {hint}", .reason.as_deref().map(|r| format!("Signing in to CARTO again is needed ({r}), but ")).unwrap_or_default())]
+    NoInput {
+        /// Why a sign-in was needed, when it was not asked for directly.
+        reason: Option<String>,
         /// What to do instead, which depends on where the prompt ran.
         hint: &'static str,
     },
@@ -152,11 +221,63 @@ pub enum Error {
         waited: Duration,
     },
 
+    /// The device-flow code expired (or the login timeout passed) before
+    /// anyone approved it.
+    #[error(
+        "the sign-in code was not approved within {} s and has expired. Start the login \
+         again and approve the new code",
+        .waited.as_secs()
+    )]
+    DeviceCodeExpired {
+        /// How long it waited.
+        waited: Duration,
+    },
+
     /// A pending two-step login was used after it had finished or failed.
     #[error("this login was already {state}. Start a new one with CartoAuth::oauth().begin()")]
     LoginFinished {
-        /// `"completed"`, `"cancelled"` or `"failed"`.
+        /// `"completed"`, `"cancelled"` or `"timed out"`.
         state: &'static str,
+    },
+
+    /// A renewal sign-in was made as another account than the session's:
+    /// its token is not handed out as this session's.
+    #[error(
+        "the new sign-in is another account's ({got}), not this session's ({expected}), so          its token is not used here. Sign in again as {expected}, or start a session for the          other account with CartoAuth::from_oauth()"
+    )]
+    AccountChanged {
+        /// The session's subject (`sub` claim).
+        expected: String,
+        /// The new token's subject.
+        got: String,
+    },
+
+    /// A token given to the session (or `CARTO_API_TOKEN`) has expired and
+    /// cannot be renewed by this crate.
+    #[error(
+        "the CARTO access token {source_name} expired {ago}. {remedy}",
+        ago = describe_ago(*.expired_secs_ago)
+    )]
+    TokenExpired {
+        /// Where the token came from.
+        source_name: String,
+        /// How long ago it expired, in seconds.
+        expired_secs_ago: i64,
+        /// What to do.
+        remedy: &'static str,
+    },
+
+    /// A blocking method was called inside a current-thread tokio runtime,
+    /// where it could deadlock.
+    #[error(
+        "{call} blocks, and it was called inside a current-thread tokio runtime, where \
+         blocking can deadlock. Call {twin}(..).await instead (or use a multi-thread runtime)"
+    )]
+    BlockingInAsync {
+        /// The blocking method.
+        call: &'static str,
+        /// Its async twin.
+        twin: &'static str,
     },
 
     /// The M2M credentials file cannot be read.
@@ -213,11 +334,46 @@ pub enum Error {
 
     /// An operation needs the API base URL and the session has none.
     #[error(
-        "this CARTO session has no API base URL. Pass it when logging in, \
-         .api_base_url(\"https://gcp-us-east1.api.carto.com\"), using the one \
-         CARTO Workspace > Developers shows for your account"
+        "this CARTO session has no API base URL{}. Pass it when logging in, \
+         .api_base_url(\"https://gcp-us-east1.api.carto.com\") (or CARTO_API_BASE_URL), \
+         using the one CARTO Workspace > Developers shows for your account",
+        .why.as_deref().map(|w| format!(" ({w})")).unwrap_or_default()
     )]
-    NoApiBaseUrl,
+    NoApiBaseUrl {
+        /// Why it is unknown, e.g. the discovery error after sign-in.
+        why: Option<String>,
+    },
+
+    /// CARTO's SQL API refused a query.
+    #[error(
+        "the CARTO SQL API refused the query on connection {connection:?} (HTTP {status}){}: {}",
+        .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default(),
+        sql_hint(*.status, connection)
+    )]
+    Sql {
+        /// The connection name.
+        connection: String,
+        /// The HTTP status.
+        status: u16,
+        /// CARTO's `error` text.
+        message: Option<String>,
+    },
+
+    /// BigQuery refused a request of the CARTO Data Warehouse client.
+    #[error(
+        "BigQuery refused the request (HTTP {status}{}){}: {}",
+        .reason.as_deref().map(|r| format!(", {r}")).unwrap_or_default(),
+        .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default(),
+        bigquery_hint(*.status)
+    )]
+    BigQuery {
+        /// The HTTP status.
+        status: u16,
+        /// The `reason` of the first error.
+        reason: Option<String>,
+        /// BigQuery's `message`.
+        message: Option<String>,
+    },
 
     /// A setting (argument or environment variable) is not usable.
     #[error("{what} is not usable ({value:?}): {reason}")]
@@ -243,6 +399,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// Query results could not be turned into the requested type.
+    #[error(
+        "the query result does not fit the requested type: {message}. Check the column names and types"
+    )]
+    Deserialize {
+        /// serde's message (never a row's content).
+        message: String,
+    },
+
     /// Reading the answer at the login prompt failed.
     #[error("could not read the login answer: {0}. Run the login again")]
     Input(#[source] std::io::Error),
@@ -259,12 +424,68 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether a paste or a code exchange that failed this way can be
+    /// retried with the same login: the verifier is still unused.
+    pub(crate) fn can_retry_login(&self) -> bool {
+        matches!(
+            self,
+            Error::NoCode { .. }
+                | Error::Network { .. }
+                | Error::Authorization { .. }
+                | Error::IssuerMismatch { .. }
+                | Error::Status {
+                    service: Service::Token(_),
+                    ..
+                }
+                | Error::InvalidResponse {
+                    service: Service::Token(_),
+                    ..
+                }
+        )
+    }
+}
+
 fn server_words(error: &Option<String>, description: &Option<String>) -> String {
     match (error, description) {
         (Some(e), Some(d)) => format!(" ({e}: {d})"),
         (Some(e), None) => format!(" ({e})"),
         (None, Some(d)) => format!(" ({d})"),
         (None, None) => String::new(),
+    }
+}
+
+fn describe_ago(secs: i64) -> String {
+    match secs {
+        s if s <= 0 => "just now".into(),
+        s if s < 120 => format!("{s} s ago"),
+        s if s < 7200 => format!("{} min ago", s / 60),
+        s => format!("{} h ago", s / 3600),
+    }
+}
+
+fn sql_hint(status: u16, connection: &str) -> String {
+    match status {
+        401 | 403 => format!(
+            "log in again, or check that your user (or M2M application) may use the \
+             connection {connection:?} (CARTO Workspace > Connections > permissions)"
+        ),
+        404 => format!(
+            "there is no connection named {connection:?} for this account: check its name in \
+             CARTO Workspace > Connections (the CARTO Data Warehouse is \"carto_dw\") and the API base URL"
+        ),
+        _ => "check the SQL and the connection".to_string(),
+    }
+}
+
+fn bigquery_hint(status: u16) -> &'static str {
+    match status {
+        401 => {
+            "the CARTO Data Warehouse token was refused; run the query again (a new token is fetched)"
+        }
+        403 => "the CARTO Data Warehouse token does not allow this; check the project and dataset",
+        404 => "check the project, dataset and table names",
+        _ => "check the SQL (standard SQL, not legacy)",
     }
 }
 
@@ -275,22 +496,39 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 mod tests {
     use super::*;
 
-    #[test]
-    fn status_error_names_service_status_server_words_and_a_remedy() {
-        let e = Error::Status {
-            service: Service::Token,
+    fn status(grant: Grant) -> String {
+        Error::Status {
+            service: Service::Token(grant),
             url: "https://auth.carto.com/oauth/token".into(),
             status: 401,
             error: Some("access_denied".into()),
             error_description: Some("Unauthorized".into()),
-        };
-        let msg = e.to_string();
-        assert!(msg.contains("token endpoint"), "{msg}");
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn token_errors_give_the_hint_of_their_grant_only() {
+        let m2m = status(Grant::ClientCredentials);
+        assert!(m2m.contains("token endpoint"), "{m2m}");
         assert!(
-            msg.contains("HTTP 401 (access_denied: Unauthorized)"),
-            "{msg}"
+            m2m.contains("HTTP 401 (access_denied: Unauthorized)"),
+            "{m2m}"
         );
-        assert!(msg.contains("check client_id and client_secret"), "{msg}");
+        assert!(
+            m2m.contains("credentials file") && !m2m.contains("sign in again"),
+            "{m2m}"
+        );
+        let code = status(Grant::AuthorizationCode);
+        assert!(
+            code.contains("sign in again") && !code.contains("credentials file"),
+            "{code}"
+        );
+        let device = status(Grant::DeviceCode);
+        assert!(
+            device.contains("start the login again") && !device.contains("credentials"),
+            "{device}"
+        );
     }
 
     #[test]
@@ -302,6 +540,44 @@ mod tests {
         let msg = e.to_string();
         assert!(
             msg.contains("/tmp/creds.json") && msg.contains("\"client_secret\""),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn sql_errors_name_the_connection_and_what_to_check() {
+        let e = |status| {
+            Error::Sql {
+                connection: "my_bq".into(),
+                status,
+                message: Some("Table not found".into()),
+            }
+            .to_string()
+        };
+        assert!(
+            e(404).contains("no connection named \"my_bq\""),
+            "{}",
+            e(404)
+        );
+        assert!(
+            e(403).contains("log in again") && e(403).contains("permissions"),
+            "{}",
+            e(403)
+        );
+        assert!(e(400).contains("Table not found"), "{}", e(400));
+    }
+
+    #[test]
+    fn no_input_says_why_a_sign_in_was_needed() {
+        let e = Error::NoInput {
+            reason: Some("the cached token is another account's".into()),
+            hint: "use the two-step login",
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(
+                "Signing in to CARTO again is needed (the cached token is another account's)"
+            ),
             "{msg}"
         );
     }

@@ -4,15 +4,20 @@
 
 use std::path::Path;
 
+use jiff::tz::TimeZone;
+
 use crate::cache::{CacheEntry, parse_entry};
 use crate::callback::{Verdict, judge, judge_head};
 use crate::m2m::Credentials;
 use crate::secret::AccessToken;
 use crate::token::Token;
 
+/// The issuer the fuzzed answers are judged against.
+const ISSUER: &str = "https://auth.carto.com/";
+
 /// `parse_pasted`: the code, or the error message.
 pub fn parse_pasted(input: &str) -> Result<String, String> {
-    crate::oauth::parse_pasted(input)
+    crate::oauth::parse_pasted(input, ISSUER)
         .map(|c| c.secret().to_string())
         .map_err(|e| e.to_string())
 }
@@ -44,9 +49,10 @@ pub struct CacheFields {
     pub client_id: Option<String>,
 }
 
-/// The cache loader's parser: the fields, or why the text is no cache.
+/// The cache loader's parser (Python-written numbers read in UTC): the
+/// fields, or why the text is no cache.
 pub fn parse_cache(input: &str) -> Result<CacheFields, &'static str> {
-    parse_entry(input).map(|e| CacheFields {
+    parse_entry(input, &TimeZone::UTC).map(|e| CacheFields {
         api_base_url: e.api_base_url,
         access_token: e.token.access_token.secret().to_string(),
         expiration: e.token.expiration,
@@ -57,14 +63,16 @@ pub fn parse_cache(input: &str) -> Result<CacheFields, &'static str> {
 /// What the cache writer writes for these fields.
 pub fn write_cache(fields: &CacheFields) -> String {
     CacheEntry {
-        api_base_url: fields.api_base_url.clone(),
-        token: Token {
-            access_token: AccessToken::new(fields.access_token.clone()),
-            expiration: fields.expiration,
-        },
         client_id: fields.client_id.clone(),
+        ..CacheEntry::new(
+            fields.api_base_url.clone(),
+            Token::new(
+                AccessToken::new(fields.access_token.clone()),
+                fields.expiration,
+            ),
+        )
     }
-    .to_json()
+    .to_json(&TimeZone::UTC)
 }
 
 /// What the callback server makes of one request.
@@ -86,12 +94,12 @@ pub fn judge_callback(
     callback_path: &str,
     state: &str,
 ) -> CallbackVerdict {
-    verdict(judge(is_get, target, callback_path, state))
+    verdict(judge(is_get, target, callback_path, state, ISSUER))
 }
 
 /// The same for a raw request head, as read from a connection.
 pub fn judge_callback_head(head: &[u8], callback_path: &str, state: &str) -> CallbackVerdict {
-    verdict(judge_head(head, callback_path, state))
+    verdict(judge_head(head, callback_path, state, ISSUER))
 }
 
 fn verdict(verdict: Verdict) -> CallbackVerdict {
@@ -99,5 +107,6 @@ fn verdict(verdict: Verdict) -> CallbackVerdict {
         Verdict::Ignore { status, .. } => CallbackVerdict::Ignored(status),
         Verdict::Code(code) => CallbackVerdict::Code(code.secret().to_string()),
         Verdict::Denied { error, .. } => CallbackVerdict::Denied(error),
+        Verdict::WrongIssuer(iss) => CallbackVerdict::Denied(format!("wrong issuer {iss}")),
     }
 }

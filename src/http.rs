@@ -1,6 +1,9 @@
 //! The one place requests are sent and answers are judged.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use rustls_platform_verifier::BuilderVerifierExt as _;
 
 use serde_json::Value;
 
@@ -20,10 +23,8 @@ pub(crate) struct Http {
 
 impl Http {
     pub(crate) fn new(timeout: Duration) -> Result<Http> {
-        // reqwest is built without a crypto provider (see Cargo.toml); a
-        // provider the host program installed first stays in place.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config()?)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .timeout(timeout)
             // Each blocking call runs on a runtime of its own; a pooled
@@ -65,6 +66,36 @@ impl Http {
             .send(service, url, self.client.post(url).form(form))
             .await?;
         json_answer(service, url, status, &body)
+    }
+
+    /// `POST` of a form; the status and body as they came, for protocols
+    /// whose 4xx answers carry meaning (the device flow's polling).
+    pub(crate) async fn post_form_raw(
+        &self,
+        service: Service,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(u16, Vec<u8>)> {
+        self.send(service, url, self.client.post(url).form(form))
+            .await
+    }
+
+    /// `POST` of a JSON body with a bearer token; the status and body as
+    /// they came (the SQL API's errors are its own).
+    pub(crate) async fn post_json_raw(
+        &self,
+        service: Service,
+        url: &str,
+        bearer: &AccessToken,
+        body: &Value,
+    ) -> Result<(u16, Vec<u8>)> {
+        let request = self
+            .client
+            .post(url)
+            .bearer_auth(bearer.secret())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        self.send(service, url, request).await
     }
 
     /// `GET` of a text document.
@@ -116,8 +147,30 @@ impl Http {
     }
 }
 
+/// This crate's TLS set-up: rustls with the *ring* provider and the
+/// platform's roots, made once per process. It is handed to reqwest as is,
+/// so the process-wide default provider stays unset for the host program
+/// (and any other `:dep` of the same kernel) to install its own.
+fn tls_config() -> Result<rustls::ClientConfig> {
+    static CONFIG: OnceLock<std::result::Result<rustls::ClientConfig, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .and_then(|b| b.with_platform_verifier())
+                .map(|b| b.with_no_client_auth())
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|message| Error::Setup {
+            what: "TLS (rustls with the platform's certificate roots)",
+            message,
+        })
+}
+
 /// "30", "0.5": whole seconds without a fraction.
-fn seconds(d: Duration) -> String {
+pub(crate) fn seconds(d: Duration) -> String {
     if d.subsec_millis() == 0 {
         d.as_secs().to_string()
     } else {
@@ -153,7 +206,7 @@ fn json_answer(service: Service, url: &str, status: u16, body: &[u8]) -> Result<
     })
 }
 
-fn status_error(service: Service, url: &str, status: u16, body: &[u8]) -> Error {
+pub(crate) fn status_error(service: Service, url: &str, status: u16, body: &[u8]) -> Error {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     let field = |name: &str| {
         json.as_ref()
@@ -221,7 +274,12 @@ mod tests {
     #[test]
     fn status_errors_carry_the_servers_words() {
         let body = br#"{"error":"access_denied","error_description":"Unauthorized"}"#;
-        match status_error(Service::Token, "u", 403, body) {
+        match status_error(
+            Service::Token(crate::error::Grant::ClientCredentials),
+            "u",
+            403,
+            body,
+        ) {
             Error::Status {
                 status,
                 error,
@@ -245,6 +303,13 @@ mod tests {
             err.contains("HTTP 200 and HTML") && err.contains("not JSON"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_process_default_crypto_provider_is_left_alone() {
+        let http = Http::new(DEFAULT_TIMEOUT);
+        assert!(http.is_ok());
+        assert!(rustls::crypto::CryptoProvider::get_default().is_none());
     }
 
     #[test]

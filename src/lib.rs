@@ -113,34 +113,56 @@
 //! | `fuzzing` | no | not for users: exposes the input parsers to the fuzz targets in `fuzz/` |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod api;
 mod auth;
+mod builder;
 mod cache;
 mod callback;
 #[cfg(feature = "notebook")]
+mod cards;
+mod clock;
+mod config;
+mod device;
+#[cfg(feature = "notebook")]
 mod display;
 mod endpoints;
+mod environment;
 mod error;
+mod flow;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
+mod jwt;
 mod login;
 mod m2m;
+mod mode;
 mod oauth;
 mod prompt;
+#[cfg(feature = "notebook")]
+mod qr;
+mod query;
 mod runtime;
 mod secret;
+mod sql;
+#[cfg(feature = "notebook")]
+mod table;
 mod token;
 
 pub use api::LayerCredentials;
-pub use auth::{CartoAuth, DEFAULT_LOGIN_TIMEOUT, M2mBuilder, Mode, OAuthBuilder};
+pub use auth::CartoAuth;
+pub use builder::{DEFAULT_LOGIN_TIMEOUT, M2mBuilder, OAuthBuilder};
 pub use cache::CachedToken;
+pub use clock::{EXPIRY_MARGIN_SECS, is_expired_at};
 pub use endpoints::Endpoints;
-pub use error::{Error, Result, Service};
+pub use error::{Error, Grant, Result, Service};
 pub use http::DEFAULT_TIMEOUT;
 pub use login::PendingLogin;
+pub use mode::{Mode, TokenSource};
 pub use prompt::{EvcxrPrompt, Flow, LoginInstructions, Prompt, TerminalPrompt};
-pub use secret::{AccessToken, AuthorizationCode, ClientSecret, CodeVerifier};
-pub use token::{EXPIRY_MARGIN_SECS, is_expired_at};
+pub use query::{Column, QueryResult, Row};
+pub use secret::{AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, DeviceCode};
+/// JSON values for [`CartoAuth::sql_query_with`]'s query parameters.
+pub use serde_json::json;

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::endpoints::Endpoints;
-use crate::error::{Error, Result};
+use crate::error::{Error, Grant, Result};
 use crate::http::Http;
 use crate::secret::ClientSecret;
 use crate::token::Token;
@@ -74,7 +74,7 @@ pub(crate) async fn request_token(
         ("client_id", credentials.client_id.as_str()),
         ("client_secret", credentials.client_secret.secret()),
     ];
-    crate::token::request_token(http, endpoints, &form, "M2M").await
+    crate::token::request_token(http, endpoints, &form, Grant::ClientCredentials).await
 }
 
 #[cfg(test)]

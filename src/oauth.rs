@@ -6,8 +6,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 
-use crate::endpoints::Endpoints;
-use crate::error::{Error, Result};
+use crate::endpoints::{Endpoints, same_issuer};
+use crate::error::{Error, Grant, Result};
 use crate::http::Http;
 use crate::secret::{AuthorizationCode, CodeVerifier};
 use crate::token::{Token, request_token};
@@ -52,13 +52,17 @@ pub(crate) fn random_urlsafe(bytes: usize) -> Result<String> {
 }
 
 /// The authorize URL, with the Python package's parameters in its order
-/// (`scope=None` included: it is what the service has always been sent).
+/// (`scope=None` included: it is what the service has always been sent),
+/// then ours. `force_login` adds `prompt=login` (OpenID Connect, honoured
+/// by Auth0): the sign-in form is shown even to a browser that is signed
+/// in, which is how a user switches accounts.
 pub(crate) fn authorize_url(
     endpoints: &Endpoints,
     redirect_uri: &str,
     code_challenge: &str,
     state: Option<&str>,
     org: Option<&str>,
+    force_login: bool,
 ) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query
@@ -75,6 +79,9 @@ pub(crate) fn authorize_url(
     if let Some(org) = org {
         query.append_pair("organization", org);
     }
+    if force_login {
+        query.append_pair("prompt", "login");
+    }
     format!("{}?{}", endpoints.authorize_url(), query.finish())
 }
 
@@ -88,24 +95,36 @@ pub(crate) enum CallbackOutcome {
         error: String,
         description: Option<String>,
     },
+    /// This login's `state`, from another issuer (RFC 9207): a mix-up.
+    WrongIssuer(String),
     /// Anything else (no or wrong `state`, no code): not ours, ignored.
     Stray,
 }
 
-/// Judges a callback's query string against the `state` this login sent.
-pub(crate) fn parse_callback_query(query: &str, expected_state: &str) -> CallbackOutcome {
-    let (mut code, mut state, mut error, mut description) = (None, None, None, None);
+/// Judges a callback's query string against the `state` this login sent
+/// and, when the answer names its issuer (`iss`, RFC 9207), the issuer it
+/// must come from.
+pub(crate) fn parse_callback_query(
+    query: &str,
+    expected_state: &str,
+    issuer: &str,
+) -> CallbackOutcome {
+    let (mut code, mut state, mut error, mut description, mut iss) = (None, None, None, None, None);
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         match &*key {
             "code" => code = Some(value.into_owned()),
             "state" => state = Some(value.into_owned()),
             "error" => error = Some(value.into_owned()),
             "error_description" => description = Some(value.into_owned()),
+            "iss" => iss = Some(value.into_owned()),
             _ => {}
         }
     }
     if !state.is_some_and(|s| states_match(&s, expected_state)) {
         return CallbackOutcome::Stray;
+    }
+    if let Some(iss) = iss.filter(|i| !same_issuer(i, issuer)) {
+        return CallbackOutcome::WrongIssuer(iss);
     }
     match (error, code) {
         (Some(error), _) => CallbackOutcome::Denied { error, description },
@@ -122,8 +141,9 @@ pub(crate) fn states_match(got: &str, expected: &str) -> bool {
 }
 
 /// Reads what a user pasted: the whole address CARTO sent them to (its `code`
-/// parameter is taken; an `error` parameter is an error) or the bare code.
-pub(crate) fn parse_pasted(input: &str) -> Result<AuthorizationCode> {
+/// parameter is taken; an `error` parameter is an error; an `iss` parameter
+/// must name this login's issuer) or the bare code.
+pub(crate) fn parse_pasted(input: &str, issuer: &str) -> Result<AuthorizationCode> {
     let text = input
         .trim()
         .trim_matches(|c| matches!(c, '"' | '\'' | '<' | '>'))
@@ -154,7 +174,7 @@ pub(crate) fn parse_pasted(input: &str) -> Result<AuthorizationCode> {
     let (query, fragment) = after_question
         .split_once('#')
         .unwrap_or((after_question, ""));
-    let (mut code, mut error, mut description) = (None, None, None);
+    let (mut code, mut error, mut description, mut iss) = (None, None, None, None);
     for part in [query, fragment] {
         for (key, value) in url::form_urlencoded::parse(part.as_bytes()) {
             match &*key {
@@ -163,9 +183,16 @@ pub(crate) fn parse_pasted(input: &str) -> Result<AuthorizationCode> {
                 "error_description" if description.is_none() => {
                     description = Some(value.into_owned())
                 }
+                "iss" if iss.is_none() => iss = Some(value.into_owned()),
                 _ => {}
             }
         }
+    }
+    if let Some(got) = iss.filter(|i| !same_issuer(i, issuer)) {
+        return Err(Error::IssuerMismatch {
+            expected: issuer.to_string(),
+            got,
+        });
     }
     if let Some(error) = error {
         return Err(Error::Authorization { error, description });
@@ -206,12 +233,14 @@ pub(crate) async fn exchange_code(
         ("redirect_uri", redirect_uri),
         ("code_verifier", verifier.secret()),
     ];
-    request_token(http, endpoints, &form, "OAuth").await
+    request_token(http, endpoints, &form, Grant::AuthorizationCode).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ISS: &str = "https://auth.carto.com/";
 
     #[test]
     fn challenge_matches_the_python_package() {
@@ -246,6 +275,7 @@ mod tests {
             "CH",
             None,
             None,
+            false,
         );
         assert_eq!(
             url,
@@ -260,47 +290,105 @@ mod tests {
             "CH",
             Some("st"),
             Some("acme corp"),
+            false,
         );
         assert!(
             with.ends_with("&code_challenge=CH&state=st&organization=acme+corp"),
             "{with}"
+        );
+        let forced = authorize_url(&Endpoints::carto(), "r", "CH", None, None, true);
+        assert!(
+            forced.ends_with("&code_challenge=CH&prompt=login"),
+            "{forced}"
+        );
+    }
+
+    #[test]
+    fn an_answer_from_another_issuer_is_refused() {
+        assert!(matches!(
+            parse_callback_query(
+                "code=abc&state=S1&iss=https%3A%2F%2Fauth.carto.com%2F",
+                "S1",
+                ISS
+            ),
+            CallbackOutcome::Code(_)
+        ));
+        assert!(matches!(
+            parse_callback_query(
+                "code=abc&state=S1&iss=https%3A%2F%2Fauth.carto.com",
+                "S1",
+                ISS
+            ),
+            CallbackOutcome::Code(_)
+        ));
+        assert!(matches!(
+            parse_callback_query("code=abc&state=S1&iss=https%3A%2F%2Fevil.example%2F", "S1", ISS),
+            CallbackOutcome::WrongIssuer(i) if i == "https://evil.example/"
+        ));
+        // Without this login's state it is still only a stray.
+        assert!(matches!(
+            parse_callback_query(
+                "code=abc&state=S2&iss=https%3A%2F%2Fevil.example%2F",
+                "S1",
+                ISS
+            ),
+            CallbackOutcome::Stray
+        ));
+        match parse_pasted(
+            "https://app.carto.com/auth/token?code=abc&iss=https%3A%2F%2Fevil.example",
+            ISS,
+        ) {
+            Err(Error::IssuerMismatch { expected, got }) => {
+                assert_eq!(
+                    (expected.as_str(), got.as_str()),
+                    (ISS, "https://evil.example")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            parse_pasted(
+                "https://app.carto.com/auth/token?code=abc&iss=https%3A%2F%2Fauth.carto.com%2F",
+                ISS
+            )
+            .is_ok()
         );
     }
 
     #[test]
     fn callback_needs_the_right_state() {
         assert!(
-            matches!(parse_callback_query("code=abc&state=S1", "S1"), CallbackOutcome::Code(c) if c.secret() == "abc")
+            matches!(parse_callback_query("code=abc&state=S1", "S1", ISS), CallbackOutcome::Code(c) if c.secret() == "abc")
         );
         assert!(matches!(
-            parse_callback_query("code=abc&state=S2", "S1"),
+            parse_callback_query("code=abc&state=S2", "S1", ISS),
             CallbackOutcome::Stray
         ));
         assert!(matches!(
-            parse_callback_query("code=abc", "S1"),
+            parse_callback_query("code=abc", "S1", ISS),
             CallbackOutcome::Stray
         ));
         assert!(matches!(
-            parse_callback_query("state=S1", "S1"),
+            parse_callback_query("state=S1", "S1", ISS),
             CallbackOutcome::Stray
         ));
         assert!(matches!(
-            parse_callback_query("", "S1"),
+            parse_callback_query("", "S1", ISS),
             CallbackOutcome::Stray
         ));
         assert!(matches!(
-            parse_callback_query("error=access_denied&error_description=no&state=S1", "S1"),
+            parse_callback_query("error=access_denied&error_description=no&state=S1", "S1", ISS),
             CallbackOutcome::Denied { error, description } if error == "access_denied" && description.as_deref() == Some("no")
         ));
         assert!(matches!(
-            parse_callback_query("error=access_denied&state=X", "S1"),
+            parse_callback_query("error=access_denied&state=X", "S1", ISS),
             CallbackOutcome::Stray
         ));
     }
 
     #[test]
     fn pasted_full_url_bare_code_and_quotes() {
-        let code = |s: &str| parse_pasted(s).map(|c| c.secret().to_string());
+        let code = |s: &str| parse_pasted(s, ISS).map(|c| c.secret().to_string());
         assert_eq!(
             code("https://app.carto.com/auth/token?code=AbC-12_x&state=z").unwrap(),
             "AbC-12_x"
@@ -315,6 +403,7 @@ mod tests {
     fn pasted_errors_are_clear() {
         match parse_pasted(
             "https://app.carto.com/auth/token?error=access_denied&error_description=User%20cancelled",
+            ISS,
         ) {
             Err(Error::Authorization { error, description }) => {
                 assert_eq!(error, "access_denied");
@@ -322,17 +411,17 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse_pasted(""), Err(Error::NoCode { .. })));
+        assert!(matches!(parse_pasted("", ISS), Err(Error::NoCode { .. })));
         assert!(matches!(
-            parse_pasted("https://app.carto.com/auth/token"),
+            parse_pasted("https://app.carto.com/auth/token", ISS),
             Err(Error::NoCode { .. })
         ));
         assert!(matches!(
-            parse_pasted("https://app.carto.com/?code="),
+            parse_pasted("https://app.carto.com/?code=", ISS),
             Err(Error::NoCode { .. })
         ));
         assert!(matches!(
-            parse_pasted("two words"),
+            parse_pasted("two words", ISS),
             Err(Error::NoCode { .. })
         ));
     }
@@ -348,13 +437,15 @@ mod tests {
 #[cfg(test)]
 mod proptests {
     use super::*;
+
+    const ISS: &str = "https://auth.carto.com/";
     use proptest::prelude::*;
 
     /// The fuzz seeds (fuzz/seeds/pasted_answer), shapes the fuzzer kept,
     /// and the case proptest found: a bare code ending in base64 padding.
     #[test]
     fn fuzz_seeds_and_findings_stay_fixed() {
-        let code = |s: &str| parse_pasted(s).map(|c| c.secret().to_string()).ok();
+        let code = |s: &str| parse_pasted(s, ISS).map(|c| c.secret().to_string()).ok();
         assert_eq!(code("AbC12=="), Some("AbC12==".into()));
         assert_eq!(code("="), Some("=".into()));
         assert_eq!(
@@ -378,11 +469,11 @@ mod proptests {
             assert_eq!(code(no_code), None, "{no_code:?}");
         }
         assert!(matches!(
-            parse_pasted("error=x&code=y"),
+            parse_pasted("error=x&code=y", ISS),
             Err(Error::Authorization { .. })
         ));
         assert!(matches!(
-            parse_pasted(&format!("?code={}", "a".repeat(5000))),
+            parse_pasted(&format!("?code={}", "a".repeat(5000)), ISS),
             Err(Error::NoCode { .. })
         ));
     }
@@ -401,12 +492,12 @@ mod proptests {
     proptest! {
         #[test]
         fn pasted_text_never_panics(input in any::<String>()) {
-            let _ = parse_pasted(&input);
+            let _ = parse_pasted(&input, ISS);
         }
 
         #[test]
         fn url_like_pasted_text_never_panics(input in "[a-z0-9:/?&=#%+. \"'<>-]{0,80}") {
-            let _ = parse_pasted(&input);
+            let _ = parse_pasted(&input, ISS);
         }
 
         #[test]
@@ -420,7 +511,7 @@ mod proptests {
             let params = query(&[("code", &code), ("state", &state)]);
             let sep = if in_fragment { '#' } else { '?' };
             let url = format!("{pad}https://{host}/auth/token{sep}{params}{pad}");
-            let got = parse_pasted(&url).map(|c| c.secret().to_string());
+            let got = parse_pasted(&url, ISS).map(|c| c.secret().to_string());
             prop_assert_eq!(got.ok(), Some(code));
         }
 
@@ -428,7 +519,7 @@ mod proptests {
         fn a_bare_code_gives_that_code_back(code in "[A-Za-z0-9._~+/-]{1,120}={0,2}", quote in "[\"'<]?", pad in "[ \t\n]{0,3}") {
             let close = if quote == "<" { ">".to_string() } else { quote.clone() };
             let pasted = format!("{pad}{quote}{code}{close}{pad}");
-            let got = parse_pasted(&pasted).map(|c| c.secret().to_string());
+            let got = parse_pasted(&pasted, ISS).map(|c| c.secret().to_string());
             prop_assert_eq!(got.ok(), Some(code));
         }
 
@@ -439,7 +530,7 @@ mod proptests {
                 pairs.push(("code", code));
             }
             let url = format!("https://app.carto.com/auth/token?{}", query(&pairs));
-            match parse_pasted(&url) {
+            match parse_pasted(&url, ISS) {
                 Err(Error::Authorization { error: e, description: d }) => {
                     prop_assert_eq!(e, error);
                     prop_assert_eq!(d, Some(description));
@@ -450,7 +541,7 @@ mod proptests {
 
         #[test]
         fn callback_query_never_panics(query in any::<String>(), state in any::<String>()) {
-            let _ = parse_callback_query(&query, &state);
+            let _ = parse_callback_query(&query, &state, ISS);
         }
 
         #[test]
@@ -466,7 +557,7 @@ mod proptests {
                 .collect();
             pairs.push(("code", &code));
             pairs.push(("state", &state));
-            let got = parse_callback_query(&query(&pairs), &state);
+            let got = parse_callback_query(&query(&pairs), &state, ISS);
             prop_assert!(matches!(&got, CallbackOutcome::Code(c) if c.secret() == code), "{:?}", got);
         }
 
@@ -477,7 +568,7 @@ mod proptests {
         ) {
             // Random values never equal a 32-character state by chance.
             let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let got = parse_callback_query(&query(&pairs), &expected);
+            let got = parse_callback_query(&query(&pairs), &expected, ISS);
             prop_assert!(matches!(got, CallbackOutcome::Stray), "{:?}", got);
         }
     }

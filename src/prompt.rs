@@ -1,17 +1,24 @@
-//! How a login talks to the user: where instructions go, how the pasted
-//! answer is read, and whether a local browser can be used at all.
+//! How a login talks to the user: where instructions and warnings go, and
+//! how the pasted answer is read.
 
-use std::io::{BufRead, Write};
+use std::collections::HashSet;
+use std::io::{BufRead, ErrorKind, Write};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::environment::in_evcxr;
 
 /// Writes and flushes, ignoring errors: `print!` and friends panic when the
 /// stream is closed, and a panic inside a notebook kernel loses the user's
 /// variables. A message that cannot be shown is not worth a crash.
-fn say(mut out: impl Write, text: &str) {
+pub(crate) fn say(mut out: impl Write, text: &str) {
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
 }
 
-/// Which way the authorization code comes back.
+/// Which way the login completes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Flow {
@@ -19,15 +26,20 @@ pub enum Flow {
     LocalCallback,
     /// The user copies the code (or the whole address) shown by CARTO.
     Paste,
+    /// The user approves a short code on any device; the login polls
+    /// (OAuth 2.0 device authorization grant).
+    DeviceCode,
 }
 
 /// What the user needs to sign in, handed to a [`Prompt`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct LoginInstructions {
-    /// The URL to open. It holds the PKCE challenge, never a secret.
+    /// The address to open: the authorize URL (it holds the PKCE challenge,
+    /// never a secret), or in the device flow the verification page, with
+    /// the code filled in when CARTO gives such an address.
     pub authorize_url: String,
-    /// How the code will come back.
+    /// How the login completes.
     pub flow: Flow,
     /// Whether a browser was opened on this machine.
     pub browser_opened: bool,
@@ -35,6 +47,12 @@ pub struct LoginInstructions {
     pub org: Option<String>,
     /// Why no local browser is used, when it is not (e.g. "JupyterHub").
     pub why_paste: Option<String>,
+    /// Device flow: the code to enter on the verification page.
+    pub user_code: Option<String>,
+    /// Device flow: the verification page without the code in it.
+    pub verification_uri: Option<String>,
+    /// Device flow: when the code expires, Unix seconds.
+    pub expires_at: Option<i64>,
 }
 
 /// How a login talks to the user (yup-oauth2 calls it a flow delegate).
@@ -47,16 +65,28 @@ pub trait Prompt: Send + Sync {
     fn show_login(&self, login: &LoginInstructions);
 
     /// Asks for the pasted address or code and returns the line as typed.
-    /// An empty line means "no answer".
+    ///
+    /// An empty line means the user gave no answer this time (they are asked
+    /// again). An error of kind [`ErrorKind::UnexpectedEof`] means nothing
+    /// can be read here at all (stdin closed, a notebook front end that
+    /// sends no input): the login then fails at once with
+    /// [`no_input_hint`](Prompt::no_input_hint).
     fn ask_code(&self, question: &str) -> std::io::Result<String>;
 
-    /// A short message: a fallback, a warning, a confirmation.
+    /// A short message: a fallback, a confirmation, one line why a paste
+    /// was refused.
     fn notice(&self, message: &str);
 
-    /// What to tell the user when [`ask_code`](Prompt::ask_code) got nothing.
-    fn no_answer_hint(&self) -> &'static str {
-        "Type or paste the address CARTO showed after you signed in, or run the login \
-         where it can read your answer (a terminal)"
+    /// A warning about something that still works (a cache that cannot be
+    /// written, say). The crate also sends it to the `log` facade.
+    fn warn(&self, message: &str) {
+        self.notice(&format!("carto-auth: warning: {message}"));
+    }
+
+    /// What to do when nothing can be read where this prompt runs.
+    fn no_input_hint(&self) -> &'static str {
+        "Run the login where it can read an answer (a terminal), pass an access token with \
+         CARTO_API_TOKEN, or use an M2M credentials file"
     }
 }
 
@@ -72,16 +102,16 @@ pub struct TerminalPrompt;
 
 impl Prompt for TerminalPrompt {
     fn show_login(&self, login: &LoginInstructions) {
-        say(
-            std::io::stderr(),
-            &format!("{}\n", instructions_text(login)),
-        );
+        say(std::io::stderr(), &instructions_text(login));
     }
 
     fn ask_code(&self, question: &str) -> std::io::Result<String> {
         say(std::io::stderr(), &format!("{question}: "));
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
+        if std::io::stdin().lock().read_line(&mut line)? == 0 {
+            say(std::io::stderr(), "\n");
+            return Err(ErrorKind::UnexpectedEof.into());
+        }
         // A terminal echoes the user's Enter; piped input does not, and the
         // next message would land on the question's line.
         if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -93,11 +123,21 @@ impl Prompt for TerminalPrompt {
     fn notice(&self, message: &str) {
         say(std::io::stderr(), &format!("{message}\n"));
     }
+
+    fn no_input_hint(&self) -> &'static str {
+        "Standard input is closed: run `carto-auth login` in a terminal first, pass an access \
+         token with CARTO_API_TOKEN, or use an M2M credentials file in automated jobs"
+    }
 }
 
 /// How long the evcxr prompt lets streamed text reach the front end before
 /// it asks for input.
-const EVCXR_STDOUT_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+const EVCXR_STDOUT_SETTLE: Duration = Duration::from_millis(250);
+/// An empty answer faster than this is the kernel's, not a person's: evcxr
+/// answers an input request with an empty string at once when the front
+/// end does not allow input (`allow_stdin` off: nbclient, papermill, some
+/// editors). Nobody sees an input box and presses Enter within a second.
+const NO_INPUT_CHANNEL: Duration = Duration::from_secs(1);
 
 /// An evcxr Jupyter kernel: instructions on streamed stdout (shown while the
 /// cell runs; rich output would only show once it ends), the answer through
@@ -116,30 +156,44 @@ impl Prompt for EvcxrPrompt {
         // input box can reach the front end before the sign-in address above
         // it. A quarter of a second is far more than forwarding takes.
         std::thread::sleep(EVCXR_STDOUT_SETTLE);
-        Ok(evcxr_input::get_password(question))
+        // evcxr_input's own functions print with `println!`, which panics on
+        // a closed stdout; the protocol line is written here instead.
+        let asked = Instant::now();
+        say(
+            std::io::stdout(),
+            &format!("{}:{question}\n", evcxr_input::GET_CMD_PASSWORD),
+        );
+        let mut line = String::new();
+        let read = std::io::stdin().lock().read_line(&mut line)?;
+        if read == 0 || (line.trim().is_empty() && asked.elapsed() < NO_INPUT_CHANNEL) {
+            return Err(ErrorKind::UnexpectedEof.into());
+        }
+        Ok(line)
     }
 
     fn notice(&self, message: &str) {
         say(std::io::stdout(), &format!("{message}\n"));
     }
 
-    fn no_answer_hint(&self) -> &'static str {
+    fn no_input_hint(&self) -> &'static str {
         "This notebook front end sends no input to the kernel (allow_stdin is off). Use the \
-         two-step login instead: `let login = CartoAuth::oauth().open_browser(false).begin()?; \
+         device flow, `CartoAuth::oauth().device_flow(true).login()?`, which needs no input, \
+         or the two-step login: `let login = CartoAuth::oauth().open_browser(false).begin()?; \
          login` shows a sign-in card, then `let auth = login.complete(\"<pasted address>\")?;` \
          in the next cell"
     }
 }
 
 /// What a waiting evcxr cell streams: the instructions with the URL on a
-/// line of its own (JupyterLab makes it a link), and, in the paste flow, a QR
-/// code of it in Unicode blocks so that a phone can open it. Rich output
-/// would only show once the cell ends, too late.
-fn evcxr_login_text(login: &LoginInstructions) -> String {
+/// line of its own (JupyterLab makes it a link), and, where the code comes
+/// back by pasting or by approval on another device, a QR code of it in
+/// Unicode blocks so that a phone can open it. Rich output would only show
+/// once the cell ends, too late.
+pub(crate) fn evcxr_login_text(login: &LoginInstructions) -> String {
     let text = instructions_text(login);
     #[cfg(feature = "notebook")]
-    if login.flow == Flow::Paste
-        && let Some(qr) = crate::display::qr_text(&login.authorize_url)
+    if login.flow != Flow::LocalCallback
+        && let Some(qr) = crate::qr::text(&login.authorize_url)
     {
         return format!("{text}Or scan this QR code with a phone:\n{qr}\n");
     }
@@ -175,123 +229,144 @@ pub(crate) fn instructions_text(login: &LoginInstructions) -> String {
                  the address of the page you land on (or the code it shows) and paste it below.\n"
             ));
         }
+        (Flow::DeviceCode, _) => {
+            out.push_str(&format!(
+                "Sign in to CARTO{org} on any device: open this address and approve the code \
+                 shown below. Nothing needs to be typed here.\n"
+            ));
+        }
     }
     out.push_str(&login.authorize_url);
     out.push('\n');
+    if let Some(code) = &login.user_code {
+        out.push_str(&big_code(code));
+        if let Some(page) = &login.verification_uri {
+            out.push_str(&format!("(Or open {page} and type the code.)\n"));
+        }
+        if let Some(at) = login.expires_at {
+            let left = at.saturating_sub(crate::clock::now_unix()).max(0);
+            out.push_str(&format!(
+                "The code is valid for {} min; this finishes by itself once it is approved.\n",
+                (left + 59) / 60
+            ));
+        }
+    }
     out
 }
 
-/// Whether an evcxr kernel runs this code.
-pub(crate) fn in_evcxr() -> bool {
-    std::env::var_os("EVCXR_IS_RUNTIME").is_some()
+/// A device-flow code on a line of its own, large and unambiguous in a
+/// monospace stream: upper case, its characters spaced, in a frame.
+pub(crate) fn big_code(code: &str) -> String {
+    let spaced: Vec<String> = code
+        .trim()
+        .to_uppercase()
+        .chars()
+        .map(String::from)
+        .collect();
+    let inner = format!("   {}   ", spaced.join(" "));
+    let width = inner.chars().count();
+    format!(
+        "\n    \u{250f}{bar}\u{2513}\n    \u{2503}{inner}\u{2503}\n    \u{2517}{bar}\u{251b}\n\n",
+        bar = "\u{2501}".repeat(width)
+    )
 }
 
 /// The prompt for where this code runs.
-pub(crate) fn default_prompt() -> std::sync::Arc<dyn Prompt> {
+pub(crate) fn default_prompt() -> Arc<dyn Prompt> {
     if in_evcxr() {
-        std::sync::Arc::new(EvcxrPrompt)
+        Arc::new(EvcxrPrompt)
     } else {
-        std::sync::Arc::new(TerminalPrompt)
+        Arc::new(TerminalPrompt)
     }
 }
 
-/// Why a browser on this machine cannot take part in the login, if it
-/// cannot: the Python package's Colab and Databricks cases, plus remote
-/// kernels and sessions where a local browser could never reach the
-/// callback. `CARTO_AUTH_OPEN_BROWSER=0|1` overrides the guess either way.
-pub(crate) fn no_local_browser(
-    var: impl Fn(&str) -> Option<String>,
-    is_linux: bool,
-) -> Option<String> {
-    let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
-    match var("CARTO_AUTH_OPEN_BROWSER")
-        .map(|v| v.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        Some("0" | "false" | "no" | "off") => return Some("CARTO_AUTH_OPEN_BROWSER=0".into()),
-        Some("1" | "true" | "yes" | "on") => return None,
-        _ => {}
+/// Passes a warning on to the `log` facade and the prompt. A warning with a
+/// key (one that would repeat on every call, e.g. locking unsupported on
+/// this file system) is said once per process.
+pub(crate) fn warn(prompt: &dyn Prompt, once_key: Option<&str>, message: &str) {
+    static SAID: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    if let Some(key) = once_key {
+        let mut said = SAID.lock().unwrap_or_else(PoisonError::into_inner);
+        if !said
+            .get_or_insert_with(HashSet::new)
+            .insert(key.to_string())
+        {
+            log::debug!("{message} (said before)");
+            return;
+        }
     }
-    let reason = if set("COLAB_RELEASE_TAG") || set("COLAB_GPU") {
-        "Google Colab"
-    } else if set("DATABRICKS_RUNTIME_VERSION") {
-        "Databricks"
-    } else if set("JUPYTERHUB_API_URL") || set("JUPYTERHUB_USER") {
-        "JupyterHub"
-    } else if set("BINDER_SERVICE_HOST") {
-        "Binder"
-    } else if set("SSH_CONNECTION") {
-        "SSH session"
-    } else if is_linux && !set("DISPLAY") && !set("WAYLAND_DISPLAY") && !set("BROWSER") {
-        "no display"
-    } else {
-        return None;
-    };
-    Some(reason.into())
-}
-
-/// A warning the user should see once: on stderr (streamed by evcxr too)
-/// and to the `log` facade for programs that collect logs.
-pub(crate) fn warn(message: &str) {
     log::warn!("{message}");
-    say(
-        std::io::stderr(),
-        &format!("carto-auth: warning: {message}\n"),
-    );
+    prompt.warn(message);
+}
+
+type Answer = std::io::Result<String>;
+
+/// A question whose asker went away (a cancelled `login_async`), with the
+/// thread still waiting for the user's line. The next question takes it
+/// over instead of leaving that thread to swallow the line.
+static IN_FLIGHT: Mutex<Option<oneshot::Receiver<Answer>>> = Mutex::new(None);
+
+/// Asks on a detached thread. Blocking on stdin must not happen on a tokio
+/// thread: a blocking task keeps its runtime, and so the program, from
+/// exiting when a login is cancelled (`tokio::time::timeout` around it),
+/// while a detached thread ends with the process.
+pub(crate) async fn ask(prompt: &Arc<dyn Prompt>, question: &'static str) -> Answer {
+    let reused = IN_FLIGHT
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        // A line typed while nobody asked belonged to the login that left.
+        .filter(|rx| rx.is_empty() && !rx.is_terminated());
+    let receiver = match reused {
+        Some(rx) => rx,
+        None => {
+            let (tx, rx) = oneshot::channel();
+            let asker = prompt.clone();
+            std::thread::Builder::new()
+                .name("carto-auth-ask".into())
+                .spawn(move || {
+                    let _ = tx.send(asker.ask_code(question));
+                })
+                .map_err(|e| std::io::Error::other(format!("no thread to ask from: {e}")))?;
+            rx
+        }
+    };
+    let mut pending = KeepIfAbandoned(Some(receiver));
+    let answer = match pending.0.as_mut() {
+        Some(rx) => rx.await,
+        None => return Err(std::io::Error::other("no question")),
+    };
+    pending.0 = None;
+    answer.unwrap_or_else(|_| Err(std::io::Error::other("the question was abandoned")))
+}
+
+/// Puts the receiver back in [`IN_FLIGHT`] when the asking future is
+/// dropped before the answer came.
+struct KeepIfAbandoned(Option<oneshot::Receiver<Answer>>);
+
+impl Drop for KeepIfAbandoned {
+    fn drop(&mut self) {
+        if let Some(rx) = self.0.take() {
+            *IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner) = Some(rx);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
+    fn login(flow: Flow) -> LoginInstructions {
+        LoginInstructions {
+            authorize_url: "https://auth.example/authorize?x=1".into(),
+            flow,
+            browser_opened: false,
+            org: Some("acme".into()),
+            why_paste: Some("JupyterHub".into()),
+            user_code: None,
+            verification_uri: None,
+            expires_at: None,
         }
-    }
-
-    #[test]
-    fn remote_environments_have_no_local_browser() {
-        let display = ("DISPLAY", ":0");
-        assert_eq!(no_local_browser(env(&[display]), true), None);
-        assert_eq!(no_local_browser(env(&[]), false), None);
-        for (var, reason) in [
-            ("COLAB_RELEASE_TAG", "Google Colab"),
-            ("DATABRICKS_RUNTIME_VERSION", "Databricks"),
-            ("JUPYTERHUB_API_URL", "JupyterHub"),
-            ("JUPYTERHUB_USER", "JupyterHub"),
-            ("BINDER_SERVICE_HOST", "Binder"),
-            ("SSH_CONNECTION", "SSH session"),
-        ] {
-            assert_eq!(
-                no_local_browser(env(&[display, (var, "x")]), true).as_deref(),
-                Some(reason),
-                "{var}"
-            );
-        }
-        assert_eq!(
-            no_local_browser(env(&[]), true).as_deref(),
-            Some("no display")
-        );
-        assert_eq!(
-            no_local_browser(env(&[("WAYLAND_DISPLAY", "w")]), true),
-            None
-        );
-        assert_eq!(no_local_browser(env(&[("BROWSER", "firefox")]), true), None);
-    }
-
-    #[test]
-    fn the_override_wins_either_way() {
-        let on = ("CARTO_AUTH_OPEN_BROWSER", "1");
-        let off = ("CARTO_AUTH_OPEN_BROWSER", "0");
-        assert_eq!(
-            no_local_browser(env(&[on, ("SSH_CONNECTION", "x")]), true),
-            None
-        );
-        assert!(no_local_browser(env(&[off, ("DISPLAY", ":0")]), true).is_some());
     }
 
     #[test]
@@ -301,13 +376,7 @@ mod tests {
 
     #[test]
     fn instructions_put_the_url_on_a_line_of_its_own() {
-        let text = instructions_text(&LoginInstructions {
-            authorize_url: "https://auth.example/authorize?x=1".into(),
-            flow: Flow::Paste,
-            browser_opened: false,
-            org: Some("acme".into()),
-            why_paste: Some("JupyterHub".into()),
-        });
+        let text = instructions_text(&login(Flow::Paste));
         assert!(
             text.lines()
                 .any(|l| l == "https://auth.example/authorize?x=1"),
@@ -320,27 +389,99 @@ mod tests {
     }
 
     #[test]
-    fn evcxr_streams_a_text_qr_code_after_the_url_in_the_paste_flow_only() {
-        let mut login = LoginInstructions {
-            authorize_url: "https://auth.example/authorize?x=1".into(),
-            flow: Flow::Paste,
-            browser_opened: false,
-            org: None,
-            why_paste: None,
-        };
-        let text = evcxr_login_text(&login);
-        let lines: Vec<&str> = text.lines().collect();
-        let url_at = lines
-            .iter()
-            .position(|l| *l == login.authorize_url)
-            .expect("the URL on its own line");
-        let has_qr = lines[url_at + 1..].iter().any(|l| l.contains('\u{2588}'));
-        assert_eq!(has_qr, cfg!(feature = "notebook"), "{text}");
-        assert!(!ASK_CODE.contains(':'));
+    fn the_device_code_stands_on_a_line_of_its_own_spaced_out() {
+        let mut l = login(Flow::DeviceCode);
+        l.user_code = Some("qtzl-mcbw".into());
+        l.verification_uri = Some("https://auth.example/activate".into());
+        l.expires_at = Some(crate::clock::now_unix() + 900);
+        let text = instructions_text(&l);
+        assert!(
+            text.lines()
+                .any(|line| line.contains("   Q T Z L - M C B W   ")),
+            "{text}"
+        );
+        assert!(
+            text.contains("valid for 15 min") && text.contains("Nothing needs to be typed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("https://auth.example/activate and type the code"),
+            "{text}"
+        );
+        // The frame's three lines are as wide as each other.
+        let framed: Vec<usize> = text
+            .lines()
+            .filter(|line| line.contains('\u{2503}') || line.contains('\u{2501}'))
+            .map(|line| line.chars().count())
+            .collect();
+        assert_eq!(framed.len(), 3);
+        assert!(framed.iter().all(|w| *w == framed[0]));
+    }
 
-        login.flow = Flow::LocalCallback;
-        login.browser_opened = true;
+    #[test]
+    fn evcxr_streams_a_text_qr_code_where_a_phone_can_finish_the_login() {
+        let mut l = login(Flow::Paste);
+        for flow in [Flow::Paste, Flow::DeviceCode] {
+            l.flow = flow;
+            let text = evcxr_login_text(&l);
+            let lines: Vec<&str> = text.lines().collect();
+            let url_at = lines
+                .iter()
+                .position(|line| *line == l.authorize_url)
+                .expect("the URL on its own line");
+            let has_qr = lines[url_at + 1..]
+                .iter()
+                .any(|line| line.contains('\u{2588}'));
+            assert_eq!(has_qr, cfg!(feature = "notebook"), "{text}");
+        }
+        l.flow = Flow::LocalCallback;
+        l.browser_opened = true;
         // A phone cannot reach this machine's callback server.
-        assert!(!evcxr_login_text(&login).contains('\u{2588}'));
+        assert!(!evcxr_login_text(&l).contains('\u{2588}'));
+    }
+
+    /// A prompt whose answer comes when the test says.
+    struct Gate(Mutex<std::sync::mpsc::Receiver<String>>);
+
+    impl Prompt for Gate {
+        fn show_login(&self, _: &LoginInstructions) {}
+        fn ask_code(&self, _: &str) -> std::io::Result<String> {
+            Ok(self.0.lock().unwrap().recv().unwrap_or_default())
+        }
+        fn notice(&self, _: &str) {}
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_question_hands_its_pending_line_to_the_next() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let prompt: Arc<dyn Prompt> = Arc::new(Gate(Mutex::new(rx)));
+        // Cancelled before the user answers: the thread keeps waiting.
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(50), ask(&prompt, ASK_CODE)).await;
+        assert!(cancelled.is_err());
+        // The next question gets the line, not the abandoned thread.
+        let next = ask(&prompt, ASK_CODE);
+        tx.send("the-line".into()).unwrap();
+        assert_eq!(next.await.unwrap(), "the-line");
+    }
+
+    #[test]
+    fn a_keyed_warning_is_said_once_per_process() {
+        struct Count(Mutex<usize>);
+        impl Prompt for Count {
+            fn show_login(&self, _: &LoginInstructions) {}
+            fn ask_code(&self, _: &str) -> std::io::Result<String> {
+                Ok(String::new())
+            }
+            fn notice(&self, _: &str) {
+                *self.0.lock().unwrap() += 1;
+            }
+        }
+        let p = Count(Mutex::new(0));
+        warn(&p, Some("test-once-key"), "locking is unsupported");
+        warn(&p, Some("test-once-key"), "locking is unsupported");
+        warn(&p, None, "every time");
+        warn(&p, None, "every time");
+        assert_eq!(*p.0.lock().unwrap(), 3);
     }
 }

@@ -36,9 +36,9 @@ secret_type!(
     /// A CARTO access token (a JWT), sent as `Authorization: Bearer`.
     ///
     /// ```
-    /// let token = carto_auth::AccessToken::new("eyJhbGciOi.secret");
+    /// let token = carto_auth::AccessToken::new("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1In0.Xk2q9ZsT4w");
     /// assert_eq!(format!("{token:?}"), "AccessToken([redacted])");
-    /// assert_eq!(token.masked(), "eyJhbG…");
+    /// assert_eq!(token.masked(), "…9ZsT4w");
     /// ```
     AccessToken, Clone, PartialEq, Eq
 );
@@ -58,12 +58,28 @@ secret_type!(
     AuthorizationCode
 );
 
+secret_type!(
+    /// The device code of a device-flow login (RFC 8628): whoever holds it
+    /// gets the token once the user approves, so it is never shown. (The
+    /// user code, which the user types, is not secret.)
+    DeviceCode
+);
+
+/// Tokens shorter than this show nothing of themselves when masked.
+const MASK_MIN_LEN: usize = 20;
+
 impl AccessToken {
-    /// The first six characters and an ellipsis: enough to tell two tokens
-    /// apart on a status line, far too little to use.
+    /// An ellipsis and the last six characters: enough to tell two tokens
+    /// apart on a status line, far too little to use. (Every JWT starts with
+    /// the same `eyJhbG`, so the start tells nothing; the end of a JWT is
+    /// its signature.) A token too short to spare six characters shows none.
     pub fn masked(&self) -> String {
-        let head: String = self.0.chars().take(6).collect();
-        format!("{head}…")
+        let chars: Vec<char> = self.0.chars().collect();
+        if chars.len() < MASK_MIN_LEN {
+            return "…".into();
+        }
+        let tail: String = chars[chars.len() - 6..].iter().collect();
+        format!("…{tail}")
     }
 }
 
@@ -93,10 +109,17 @@ mod tests {
     }
 
     #[test]
-    fn masked_keeps_six_characters_at_most() {
-        assert_eq!(AccessToken::new("abcdefghijkl").masked(), "abcdef…");
-        assert_eq!(AccessToken::new("abc").masked(), "abc…");
+    fn masked_shows_the_last_six_characters_of_long_tokens_only() {
+        let a = AccessToken::new("eyJhbGciOiJSUzI1NiJ9.payload.signatureAAAAAA");
+        let b = AccessToken::new("eyJhbGciOiJSUzI1NiJ9.payload.signatureBBBBBB");
+        assert_eq!(a.masked(), "…AAAAAA");
+        assert_ne!(a.masked(), b.masked(), "two JWTs must be told apart");
+        assert_eq!(AccessToken::new("abcdefghijkl").masked(), "…");
         // Characters, not bytes: a multi-byte token must not panic.
-        assert_eq!(AccessToken::new("ééééééé").masked(), "éééééé…");
+        assert_eq!(AccessToken::new("é".repeat(25)).masked(), "…éééééé");
+        assert_eq!(
+            format!("{:?}", DeviceCode::new("dev-123")),
+            "DeviceCode([redacted])"
+        );
     }
 }

@@ -1,54 +1,58 @@
-//! An access token with its expiry, and the token endpoint's answer.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! An access token with its expiry and identity, and the token endpoint's
+//! answer, which is the same for every grant.
 
 use serde_json::Value;
 
+use crate::clock::{is_expired_at, now_unix};
 use crate::endpoints::Endpoints;
-use crate::error::{Error, Result, Service};
+use crate::error::{Error, Grant, Result, Service};
 use crate::http::{Http, describe_json};
+use crate::jwt::{Claims, claims};
 use crate::secret::AccessToken;
-
-/// A token counts as expired this many seconds before its expiration, so that
-/// a token handed out is not dead on arrival at the API.
-pub const EXPIRY_MARGIN_SECS: i64 = 60;
-
-/// Seconds since the Unix epoch. Unlike the Python package (naive UTC, off by
-/// the machine's UTC offset), this is the real epoch on every machine.
-pub(crate) fn now_unix() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(_) => 0,
-    }
-}
-
-/// Whether a token expiring at `expiration` (Unix seconds) is expired at
-/// `now`, margin included.
-///
-/// ```
-/// use carto_auth::is_expired_at;
-/// assert!(!is_expired_at(1_000, 939));
-/// assert!(is_expired_at(1_000, 940)); // 60 s margin
-/// ```
-pub fn is_expired_at(expiration: i64, now: i64) -> bool {
-    now.saturating_add(EXPIRY_MARGIN_SECS) >= expiration
-}
 
 /// A token and when it expires.
 #[derive(Debug, Clone)]
 pub(crate) struct Token {
     pub(crate) access_token: AccessToken,
-    /// Unix seconds, as in the cache file.
+    /// Real Unix seconds: the JWT's `exp` when it has one, else what the
+    /// token endpoint or the cache file said.
     pub(crate) expiration: i64,
+    /// The JWT's claims; `None` for tokens that are not JWTs.
+    pub(crate) claims: Option<Claims>,
 }
 
 impl Token {
+    /// A token whose expiry is its own `exp` claim when it is a JWT, else
+    /// `fallback_expiration`.
+    pub(crate) fn new(access_token: AccessToken, fallback_expiration: i64) -> Token {
+        let claims = claims(access_token.secret());
+        let expiration = claims
+            .as_ref()
+            .and_then(|c| c.exp)
+            .unwrap_or(fallback_expiration);
+        Token {
+            access_token,
+            expiration,
+            claims,
+        }
+    }
+
     pub(crate) fn is_expired_at(&self, now: i64) -> bool {
         is_expired_at(self.expiration, now)
     }
 
-    /// Reads `{"access_token": "...", "expires_in": N}`, the answer of both
-    /// grants. `Err` describes what came instead, without its values.
+    /// The `sub` claim: whose token this is.
+    pub(crate) fn subject(&self) -> Option<&str> {
+        self.claims.as_ref()?.sub.as_deref()
+    }
+
+    /// The `azp` claim: which client obtained it.
+    pub(crate) fn authorized_party(&self) -> Option<&str> {
+        self.claims.as_ref()?.azp.as_deref()
+    }
+
+    /// Reads `{"access_token": "...", "expires_in": N}`, the answer of every
+    /// grant. `Err` describes what came instead, without its values.
     pub(crate) fn from_response(value: &Value, now: i64) -> Result<Token, String> {
         let token = value
             .get("access_token")
@@ -59,28 +63,34 @@ impl Token {
                 .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
         });
         match (token, expires_in) {
-            (Some(token), Some(expires_in)) if expires_in > 0 => Ok(Token {
-                access_token: AccessToken::new(token),
-                expiration: now.saturating_add(expires_in),
-            }),
+            (Some(token), Some(expires_in)) if expires_in > 0 => Ok(Token::new(
+                AccessToken::new(token),
+                now.saturating_add(expires_in),
+            )),
             _ => Err(describe_json(value)),
         }
     }
 }
 
-/// POSTs a grant's form to the token endpoint and reads the answer, which
-/// is the same for both grants. `grant` names it in the log.
+/// POSTs a grant's form to the token endpoint and reads the answer.
 pub(crate) async fn request_token(
     http: &Http,
     endpoints: &Endpoints,
     form: &[(&str, &str)],
-    grant: &str,
+    grant: Grant,
 ) -> Result<Token> {
     let url = endpoints.token_url();
-    let answer = http.post_form(Service::Token, &url, form).await?;
-    log::info!("token endpoint issued an {grant} token");
-    Token::from_response(&answer, now_unix()).map_err(|got| Error::InvalidResponse {
-        service: Service::Token,
+    let service = Service::Token(grant);
+    let answer = http.post_form(service, &url, form).await?;
+    log::info!("the token endpoint issued a token ({grant})");
+    token_from_answer(service, url, &answer)
+}
+
+/// A 2xx answer of the token endpoint as a token, or the error that says
+/// what came instead.
+pub(crate) fn token_from_answer(service: Service, url: String, answer: &Value) -> Result<Token> {
+    Token::from_response(answer, now_unix()).map_err(|got| Error::InvalidResponse {
+        service,
         url,
         expected: "JSON with access_token and expires_in",
         got,
@@ -90,19 +100,13 @@ pub(crate) async fn request_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
     use serde_json::json;
 
-    #[test]
-    fn expiry_has_a_sixty_second_margin() {
-        let t = Token {
-            access_token: AccessToken::new("t"),
-            expiration: 10_000,
-        };
-        assert!(!t.is_expired_at(10_000 - 61));
-        assert!(t.is_expired_at(10_000 - 60));
-        assert!(t.is_expired_at(10_001));
-        assert!(!is_expired_at(i64::MAX, i64::MAX - 61));
-        assert!(is_expired_at(i64::MIN, i64::MAX));
+    fn jwt(payload: &Value) -> String {
+        let enc =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        format!("{}.{}.sig", enc(&json!({"alg": "RS256"})), enc(payload))
     }
 
     #[test]
@@ -114,6 +118,22 @@ mod tests {
         .unwrap();
         assert_eq!(t.access_token.secret(), "abc");
         assert_eq!(t.expiration, 1_700_086_400);
+        assert!(t.claims.is_none());
+    }
+
+    #[test]
+    fn a_jwt_expires_when_its_exp_says() {
+        let token = jwt(&json!({"exp": 1_700_000_500, "sub": "auth0|u1", "azp": "cid"}));
+        let t = Token::from_response(
+            &json!({"access_token": token, "expires_in": 86400}),
+            1_700_000_000,
+        )
+        .unwrap();
+        assert_eq!(t.expiration, 1_700_000_500);
+        assert_eq!(t.subject(), Some("auth0|u1"));
+        assert_eq!(t.authorized_party(), Some("cid"));
+        assert!(t.is_expired_at(1_700_000_441));
+        assert!(!t.is_expired_at(1_700_000_439));
     }
 
     #[test]
@@ -127,43 +147,5 @@ mod tests {
         assert!(Token::from_response(&json!({"access_token": "x", "expires_in": -5}), 0).is_err());
         assert!(Token::from_response(&json!({"access_token": 5, "expires_in": 5}), 0).is_err());
         assert!(Token::from_response(&json!([1, 2]), 0).is_err());
-    }
-
-    #[test]
-    fn now_is_the_real_epoch() {
-        // 2024-01-01: a clock set to local time instead of the epoch would
-        // still pass; one returning 0 on error would not.
-        assert!(now_unix() > 1_704_067_200);
-    }
-}
-
-/// "expires in 23 h 41 min", "expires in 40 s" or "expired".
-pub(crate) fn describe_expiry(expiration: i64, now: i64) -> String {
-    let left = expiration.saturating_sub(now);
-    if left <= 0 {
-        return "expired".into();
-    }
-    let (h, m, s) = (left / 3600, left % 3600 / 60, left % 60);
-    match (h, m) {
-        (0, 0) => format!("expires in {s} s"),
-        (0, m) => format!("expires in {m} min"),
-        (h, m) => format!("expires in {h} h {m} min"),
-    }
-}
-
-#[cfg(test)]
-mod describe_tests {
-    use super::describe_expiry;
-
-    #[test]
-    fn expiry_reads_like_a_person_would_say_it() {
-        assert_eq!(
-            describe_expiry(100 + 23 * 3600 + 41 * 60 + 5, 100),
-            "expires in 23 h 41 min"
-        );
-        assert_eq!(describe_expiry(100 + 5 * 60, 100), "expires in 5 min");
-        assert_eq!(describe_expiry(140, 100), "expires in 40 s");
-        assert_eq!(describe_expiry(100, 100), "expired");
-        assert_eq!(describe_expiry(0, 100), "expired");
     }
 }

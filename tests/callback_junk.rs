@@ -161,18 +161,34 @@ fn a_thousand_junk_requests_then_the_real_callback() {
     let (port, path) = (callback.port().unwrap(), callback.path().to_string());
 
     // Loopback only: the kernel's table of listening sockets shows the port
-    // bound to 127.0.0.1 (0100007F) and nothing else, no IPv6 socket; and
-    // another loopback address of this machine, which a wildcard bind would
-    // serve, is refused.
+    // bound to 127.0.0.1 (0100007F) and, where the machine has IPv6, [::1]
+    // (browsers try it first for localhost), and nothing else; another
+    // loopback address of this machine, which a wildcard bind would serve,
+    // is refused.
     assert_eq!(
         listeners("/proc/net/tcp", port),
         ["0100007F"],
         "the callback port must be bound to 127.0.0.1 only"
     );
-    assert!(
-        listeners("/proc/net/tcp6", port).is_empty(),
-        "no IPv6 listener on the callback port"
-    );
+    let has_ipv6 = std::net::TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)).is_ok();
+    let v6 = listeners("/proc/net/tcp6", port);
+    if has_ipv6 {
+        assert_eq!(v6, ["00000000000000000000000001000000"], "[::1] only");
+        let mut s = TcpStream::connect_timeout(
+            &SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
+            IO_TIMEOUT,
+        )
+        .unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.write_all(b"GET /favicon.ico HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        assert_eq!(status_of(&answer), 404, "the [::1] listener answers");
+    } else {
+        eprintln!("no IPv6 loopback on this machine: only 127.0.0.1 is checked");
+        assert!(v6.is_empty(), "{v6:?}");
+    }
     let other = TcpStream::connect_timeout(
         &SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), port)),
         IO_TIMEOUT,

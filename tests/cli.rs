@@ -259,7 +259,7 @@ fn token_signs_in_when_a_terminal_is_attached() {
     let landed = env.fake.authorize(url.trim_end());
     child.write_line(&landed);
     let token_line = child.wait_line(Duration::from_secs(20), |l| {
-        l.trim_end().starts_with("eyJfake.")
+        l.trim_end().starts_with("eyJhbGciOiJSUzI1NiIs")
     });
     assert!(child.child.wait().unwrap().success());
     assert_eq!(token_line.trim_end(), env.fake.issued_tokens()[0]);
@@ -284,8 +284,14 @@ fn status_shows_sessions_with_the_token_masked() {
         text.contains(&format!("API base URL  {}", env.fake.api_base_url())),
         "{text}"
     );
+    let masked = format!("…{}", &token[token.len() - 6..]);
     assert!(
-        text.contains("eyJfak…") && text.contains("expires in 2"),
+        text.contains(&masked) && text.contains("expires in 2"),
+        "{text}"
+    );
+    assert!(text.contains("written by    carto-auth (Rust)"), "{text}");
+    assert!(
+        text.contains(&format!("client id     {}", support::M2M_ID)),
         "{text}"
     );
     assert!(!text.contains(&token), "{text}");
@@ -296,7 +302,8 @@ fn status_shows_sessions_with_the_token_masked() {
     assert_eq!(json[0]["state"], "unusable");
     assert_eq!(json[1]["mode"], "M2M");
     assert_eq!(json[1]["state"], "logged_in");
-    assert_eq!(json[1]["token"], "eyJfak…");
+    assert_eq!(json[1]["token"], masked.as_str());
+    assert_eq!(json[1]["subject"], format!("{}@clients", support::M2M_ID));
     assert_eq!(json[1]["client_id"], support::M2M_ID);
     assert_eq!(json[1]["cache_file"], env.cache("m2m").to_str().unwrap());
     assert!(!out(&o).contains(&token));
@@ -326,12 +333,13 @@ fn logout_removes_the_files_it_owns_and_says_which() {
         out(&o)
     );
     assert!(!env.cache("m2m").exists());
-    assert!(
-        Path::new(env.home.path())
-            .join("carto_credentials.json")
-            .exists(),
-        "logout must not touch other files"
-    );
+    assert!(creds.exists(), "logout must not touch other files");
+    // Lock files stay: another process may hold one.
+    for mode in ["oauth", "m2m"] {
+        let mut lock = env.cache(mode).into_os_string();
+        lock.push(".lock");
+        assert!(Path::new(&lock).exists(), "{mode} lock");
+    }
 }
 
 #[test]
@@ -379,4 +387,154 @@ fn errors_are_one_line_and_name_what_to_fix() {
     cmd.env("CARTO_AUTH_URL", "not a url");
     let o = cmd.output().unwrap();
     assert_one_line_error(&o, "CARTO_AUTH_URL");
+}
+
+/// Every command ends quietly when its reader has gone (`| head -1`): exit
+/// 0 or 1, no panic message. The pipe's read end is closed before the
+/// command starts, so every write fails, deterministically.
+#[test]
+fn every_command_ends_quietly_on_a_closed_stdout() {
+    let env = Env::new();
+    let creds = env.creds();
+    let creds = creds.to_str().unwrap();
+    env.run(&["login", "--m2m", creds]);
+    env.write_oauth_cache(&env.fake.mint_token(
+        &support::jwt::Subject::User {
+            sub: support::USER_ANA.into(),
+            org_id: None,
+        },
+        3600,
+    ));
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["token"],
+        &["token", "--m2m", creds],
+        &["login"],
+        &["login", "--m2m", creds],
+        &["dw-credentials", "--m2m", creds],
+        &["dw-credentials", "--m2m", creds, "--json"],
+        &["layer-credentials", "--m2m", creds],
+        &["logout", "--m2m"],
+        &["--help"],
+        &["status", "--help"],
+        &["--version"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = env.command(args).stdout(writer).output().unwrap();
+        let stderr = err(&o);
+        assert!(
+            matches!(o.status.code(), Some(0 | 1)),
+            "{args:?}: {:?} {stderr}",
+            o.status
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// `CARTO_API_TOKEN` (an API Access Token in CI) is used without a prompt or
+/// a cache, before any stored login, and `status` says so.
+#[test]
+fn an_api_token_in_the_environment_is_used_before_any_login() {
+    let env = Env::new();
+    env.write_oauth_cache(&env.fake.mint_token(
+        &support::jwt::Subject::User {
+            sub: support::USER_ANA.into(),
+            org_id: None,
+        },
+        3600,
+    ));
+    let ci_token = env.fake.mint_token(
+        &support::jwt::Subject::User {
+            sub: "auth0|ci-bot".into(),
+            org_id: None,
+        },
+        3600,
+    );
+    let api = env.fake.api_base_url();
+    let run = |args: &[&str]| {
+        env.command(args)
+            .env("CARTO_API_TOKEN", &ci_token)
+            .env("CARTO_API_BASE_URL", &api)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["token"]);
+    assert_eq!(out(&o), format!("{ci_token}\n"), "{}", err(&o));
+    let o = run(&["layer-credentials"]);
+    assert!(
+        out(&o).contains(&format!("\"apiBaseUrl\":\"{api}\"")),
+        "{}",
+        out(&o)
+    );
+    let o = run(&["login"]);
+    assert!(
+        out(&o).starts_with("CARTO_API_TOKEN is set, so nothing needs logging in"),
+        "{}",
+        out(&o)
+    );
+    let o = run(&["status"]);
+    let text = out(&o);
+    assert!(
+        text.starts_with("token CARTO_API_TOKEN (used before any cached login)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("…{}", &ci_token[ci_token.len() - 6..]))
+            && !text.contains(&ci_token),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&out(&run(&["status", "--json"]))).unwrap();
+    assert_eq!(
+        (json[0]["source"].as_str(), json[0]["subject"].as_str()),
+        (Some("environment"), Some("auth0|ci-bot"))
+    );
+    assert!(
+        env.fake.requests("/oauth/token").is_empty() && env.fake.requests("/authorize").is_empty()
+    );
+    assert!(
+        env.fake.requests("/accounts").is_empty(),
+        "CARTO_API_BASE_URL skips discovery"
+    );
+
+    // Expired: an error that says so, never a prompt.
+    let old = env.fake.mint_token(
+        &support::jwt::Subject::User {
+            sub: "auth0|ci-bot".into(),
+            org_id: None,
+        },
+        -60,
+    );
+    let o = env
+        .command(&["token"])
+        .env("CARTO_API_TOKEN", &old)
+        .env("CARTO_API_BASE_URL", &api)
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "the CARTO access token in CARTO_API_TOKEN expired");
+}
+
+/// `login --force` asks CARTO for its sign-in form (prompt=login).
+#[test]
+fn login_force_asks_for_the_sign_in_form() {
+    let env = Env::new();
+    let mut cmd = env.command(&["login", "--force", "--no-browser"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = ChildSession::new(cmd.spawn().unwrap());
+    let url = child.wait_line(Duration::from_secs(20), |l| {
+        l.starts_with(&format!("{}/authorize?", env.fake.base))
+    });
+    assert_eq!(
+        support::query_param(&url, "prompt").as_deref(),
+        Some("login"),
+        "{url}"
+    );
+    child.write_line(&env.fake.authorize(&url));
+    assert!(child.child.wait().unwrap().success());
 }

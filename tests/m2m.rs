@@ -69,16 +69,22 @@ fn cache_is_written_privately_and_reused_without_a_request() {
     );
     assert_eq!(json["api_base_url"], fake.api_base_url().as_str());
     assert_eq!(json["client_id"], M2M_ID);
-    let expiration = json["expiration"].as_i64().unwrap();
+    // The true Unix expiry in our key; the Python package's number (its
+    // clock, 60 s early) in `expiration`: whatever this machine's zone, the
+    // two differ by the margin plus a whole number of quarter hours.
+    let real = json["expiration_unix"].as_i64().unwrap();
+    let python = json["expiration"].as_i64().unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
     assert!(
-        (now + 86_400 - expiration).abs() <= 5,
-        "expiration {expiration} is not now + expires_in"
+        (now + 86_400 - real).abs() <= 5,
+        "expiration_unix {real} is not now + expires_in"
     );
-    assert_eq!(first.expiration(), expiration);
+    let shift = real - 60 - python;
+    assert!(shift % 900 == 0 && shift.abs() <= 14 * 3600, "{shift}");
+    assert_eq!(first.expiration(), real);
 
     #[cfg(unix)]
     {
@@ -119,23 +125,52 @@ fn cache_is_written_privately_and_reused_without_a_request() {
 }
 
 #[test]
-fn a_python_written_cache_is_used_when_its_api_base_url_matches() {
+fn a_python_written_cache_is_used_when_its_token_says_it_is_this_clients() {
     let fake = FakeCarto::start();
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
     let cache = dir.path().join("token_m2m.json");
-    // Byte for byte what Python's json.dump writes.
-    std::fs::write(
-        &cache,
+    let python_file = |token: &str| {
+        // Byte for byte what Python's json.dump writes: three keys, none of
+        // ours; an expiration far away in any clock.
         format!(
-            r#"{{"api_base_url": "{}", "access_token": "py-token", "expiration": 99999999999}}"#,
+            r#"{{"api_base_url": "{}", "access_token": "{token}", "expiration": 99999999999}}"#,
             fake.api_base_url()
-        ),
-    )
-    .unwrap();
+        )
+    };
+    // A JWT of this client (azp): reused without a request.
+    let ours = fake.mint_token(
+        &support::jwt::Subject::Client {
+            client_id: M2M_ID.into(),
+        },
+        3600,
+    );
+    std::fs::write(&cache, python_file(&ours)).unwrap();
     let auth = login(&fake, &creds, &cache).unwrap();
-    assert_eq!(auth.get_access_token().unwrap(), "py-token");
+    assert_eq!(auth.get_access_token().unwrap(), ours);
     assert!(fake.requests("/oauth/token").is_empty());
+    assert!(matches!(
+        auth.token_source(),
+        carto_auth::TokenSource::Cache(_)
+    ));
+
+    // Another application's JWT, same API base URL: replaced.
+    let theirs = fake.mint_token(
+        &support::jwt::Subject::Client {
+            client_id: "m2m-client-B".into(),
+        },
+        3600,
+    );
+    std::fs::write(&cache, python_file(&theirs)).unwrap();
+    let auth = login(&fake, &creds, &cache).unwrap();
+    assert_ne!(auth.get_access_token().unwrap(), theirs);
+    assert_eq!(fake.requests("/oauth/token").len(), 1);
+
+    // An opaque token nothing attributes: not presented as this client's.
+    std::fs::write(&cache, python_file("py-opaque-token")).unwrap();
+    let auth = login(&fake, &creds, &cache).unwrap();
+    assert_ne!(auth.get_access_token().unwrap(), "py-opaque-token");
+    assert_eq!(fake.requests("/oauth/token").len(), 2);
 }
 
 #[test]
@@ -151,7 +186,7 @@ fn a_cache_of_another_client_or_api_is_not_used() {
         std::fs::write(&cache, &other).unwrap();
         let auth = login(&fake, &creds, &cache).unwrap();
         let token = auth.get_access_token().unwrap();
-        assert!(token.starts_with("eyJfake."), "used a foreign token {token}");
+        assert!(token.starts_with("eyJhbGciOiJSUzI1NiIs"), "used a foreign token {token}");
         assert_eq!(support::read_json(&cache)["client_id"], M2M_ID, "the cache now belongs to this client");
     }
     assert_eq!(fake.requests("/oauth/token").len(), 2);
@@ -261,7 +296,7 @@ fn wrong_credentials_are_a_status_error_with_the_servers_words() {
     let err = login(&fake, &creds, &cache).unwrap_err();
     match &err {
         Error::Status {
-            service: Service::Token,
+            service: Service::Token(_),
             status: 401,
             error,
             ..
@@ -378,7 +413,7 @@ fn a_slow_token_endpoint_times_out_with_a_clear_error() {
         .unwrap_err();
     match err {
         Error::Network {
-            service: Service::Token,
+            service: Service::Token(_),
             ref message,
             ..
         } => assert!(message.contains("no answer within"), "{message}"),
@@ -386,34 +421,72 @@ fn a_slow_token_endpoint_times_out_with_a_clear_error() {
     }
 }
 
+/// Blocking calls inside a multi-thread runtime work (the worker hands its
+/// tasks over while it waits); inside a current-thread runtime they fail at
+/// once with an error naming the `_async` twin, except when nothing needs to
+/// wait (a valid token in memory).
 #[test]
-fn blocking_api_works_inside_a_tokio_runtime() {
+fn blocking_api_works_in_a_multi_thread_runtime_and_fails_at_once_in_a_current_thread_one() {
     let fake = FakeCarto::start();
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
     let endpoints = fake.endpoints();
-    for flavor in ["current_thread", "multi_thread"] {
-        let rt = match flavor {
-            "current_thread" => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            _ => tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-        };
-        let token = rt.block_on(async {
-            let auth = CartoAuth::m2m(&creds)
-                .use_cache(false)
-                .endpoints(endpoints.clone())
-                .login()
-                .unwrap();
-            auth.get_carto_dw_credentials().unwrap();
-            auth.get_access_token().unwrap()
-        });
-        assert!(fake.issued_tokens().contains(&token), "{flavor}");
-    }
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (auth, token) = multi.block_on(async {
+        let auth = CartoAuth::m2m(&creds)
+            .use_cache(false)
+            .endpoints(endpoints.clone())
+            .login()
+            .unwrap();
+        auth.get_carto_dw_credentials().unwrap();
+        let token = auth.get_access_token().unwrap();
+        (auth, token)
+    });
+    assert!(fake.issued_tokens().contains(&token));
+
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    current.block_on(async {
+        let started = std::time::Instant::now();
+        let err = CartoAuth::m2m(&creds)
+            .use_cache(false)
+            .endpoints(endpoints.clone())
+            .login()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::BlockingInAsync {
+                    twin: "login_async",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("login_async(..).await"), "{err}");
+        let err = auth.get_carto_dw_credentials().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("get_carto_dw_credentials_async(..).await"),
+            "{err}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Nothing to wait for: the token in memory is handed out.
+        assert_eq!(auth.get_access_token().unwrap(), token);
+        // The async twins work there.
+        let again = CartoAuth::m2m(&creds)
+            .use_cache(false)
+            .endpoints(endpoints.clone())
+            .login_async()
+            .await
+            .unwrap();
+        assert!(fake.accepts(&again.get_access_token_async().await.unwrap()));
+    });
 }
 
 #[tokio::test]

@@ -163,11 +163,27 @@ fn paste_flow_sends_what_carto_expects_and_discovers_the_api() {
     assert_eq!(fake.requests("/config.yaml").len(), 1);
     assert_eq!(auth.get_api_base_url(), Some(fake.api_base_url().as_str()));
 
-    // The Python package's cache: exactly its three keys.
+    // The Python package's three keys, then our true expiry (the JWT's
+    // `exp`): nothing else, no organization was asked for.
     let json = support::read_json(&cache);
+    let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
     assert_eq!(
-        json,
-        serde_json::json!({"api_base_url": fake.api_base_url(), "access_token": token, "expiration": auth.expiration()})
+        keys,
+        [
+            "access_token",
+            "api_base_url",
+            "expiration",
+            "expiration_unix"
+        ]
+    );
+    assert_eq!(json["api_base_url"], fake.api_base_url());
+    assert_eq!(json["access_token"], token);
+    let exp = support::jwt::claims(&token).unwrap()["exp"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        (json["expiration_unix"].as_i64(), auth.expiration()),
+        (Some(exp), exp)
     );
     let shown = player.shown.lock().unwrap();
     assert_eq!(shown[0].flow, Flow::Paste);
@@ -271,7 +287,10 @@ fn a_given_api_base_url_skips_discovery() {
 }
 
 #[test]
-fn discovery_errors_say_what_failed_and_write_no_cache() {
+/// A discovery failure after a good exchange keeps the sign-in: one retry,
+/// then a session whose API base URL is unknown, a warning, and an error
+/// that says what failed and how to pass the URL where one is needed.
+fn discovery_errors_keep_the_token_and_say_what_failed() {
     let cases: Vec<(&str, Fault, &str)> = vec![
         (
             "/accounts",
@@ -289,7 +308,7 @@ fn discovery_errors_say_what_failed_and_write_no_cache() {
         (
             "/accounts",
             Fault::Json(r#"{"id":"ac_1"}"#.into()),
-            "tenant_domain",
+            "names no tenant",
         ),
         ("/accounts", Fault::Html, "HTML"),
         (
@@ -314,23 +333,29 @@ fn discovery_errors_say_what_failed_and_write_no_cache() {
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("t.json");
         let player = Player::pasting_url(&fake);
-        let err = paste_login(&fake, &player, &cache).login().unwrap_err();
+        let auth = paste_login(&fake, &player, &cache).login().unwrap();
+        assert_eq!(auth.get_api_base_url(), None);
+        let token = auth.get_access_token().unwrap();
+        assert!(fake.accepts(&token));
+        let err = auth.get_layer_credentials().unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(expect), "{path} {fault:?}: {msg}");
         assert!(
-            msg.contains(".api_base_url(..)"),
+            msg.contains(".api_base_url(") && msg.contains("CARTO_API_BASE_URL"),
             "{path} {fault:?}: the remedy is missing: {msg}"
         );
-        assert!(!cache.exists());
-        let service = if path == "/accounts" {
-            Service::Accounts
-        } else {
-            Service::TenantConfig
-        };
+        let retried = if expect == "names no tenant" { 1 } else { 2 };
+        assert_eq!(fake.requests(path).len(), retried, "{path} {fault:?}");
+        // Said at once, too, not only when the URL is needed.
+        let notices = player.notices.lock().unwrap();
         assert!(
-            matches!(err, Error::Status { service: s, .. } | Error::InvalidResponse { service: s, .. } if s == service),
-            "{err:?}"
+            notices
+                .iter()
+                .any(|n| n.contains("warning: the API base URL could not be found")),
+            "{notices:?}"
         );
+        let cached = support::read_json(&cache);
+        assert!(cached["api_base_url"].is_null() && cached["access_token"] == token.as_str());
     }
 }
 
@@ -386,22 +411,107 @@ fn an_expired_session_logs_in_again_on_get_access_token() {
     assert!(
         notices
             .iter()
-            .any(|n| n.contains("token expired") && n.contains("signing in again")),
+            .any(|n| n.starts_with("Signing in again: the CARTO token")
+                && n.contains("no fresher token")),
         "{notices:?}"
     );
 }
 
 #[test]
-fn another_kernels_fresh_login_in_the_cache_is_used_instead_of_asking() {
+fn another_kernels_fresh_login_of_the_same_user_is_used_instead_of_asking() {
     let fake = FakeCarto::start();
     fake.set_expires_in(30);
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("token_oauth.json");
     let player = Player::pasting_url(&fake);
     let auth = paste_login(&fake, &player, &cache).login().unwrap();
-    std::fs::write(&cache, r#"{"api_base_url": "https://api.example", "access_token": "from-other-kernel", "expiration": 99999999999}"#).unwrap();
-    assert_eq!(auth.get_access_token().unwrap(), "from-other-kernel");
+    // Another kernel of the same user signed in meanwhile.
+    let fresher = fake.mint_token(
+        &support::jwt::Subject::User {
+            sub: support::USER_ANA.into(),
+            org_id: None,
+        },
+        3600,
+    );
+    std::fs::write(
+        &cache,
+        format!(
+            r#"{{"api_base_url": "{}", "access_token": "{fresher}", "expiration": 99999999999}}"#,
+            fake.api_base_url()
+        ),
+    )
+    .unwrap();
+    assert_eq!(auth.get_access_token().unwrap(), fresher);
     assert_eq!(player.times_shown(), 1);
+    assert!(matches!(
+        auth.token_source(),
+        carto_auth::TokenSource::Cache(_)
+    ));
+}
+
+/// Another account signed in elsewhere (another notebook, the Python
+/// package): its token in the cache is never this session's, and a renewal
+/// sign-in that turns out to be that account is refused, not adopted.
+#[test]
+fn an_expired_session_never_returns_another_accounts_token() {
+    let fake = FakeCarto::start();
+    fake.set_expires_in(30);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("token_oauth.json");
+    let player = Player::pasting_url(&fake);
+    let auth = paste_login(&fake, &player, &cache).login().unwrap();
+    assert_eq!(auth.subject().as_deref(), Some(support::USER_ANA));
+    let bens = fake.mint_token(
+        &support::jwt::Subject::User {
+            sub: support::USER_BEN.into(),
+            org_id: None,
+        },
+        3600,
+    );
+    std::fs::write(
+        &cache,
+        format!(
+            r#"{{"api_base_url": "{}", "access_token": "{bens}", "expiration": 99999999999}}"#,
+            fake.api_base_url()
+        ),
+    )
+    .unwrap();
+    fake.set_expires_in(86_400);
+    // Ana signs in again: she gets her own new token, never Ben's.
+    let renewed = auth.get_access_token().unwrap();
+    assert_ne!(renewed, bens);
+    assert_eq!(
+        support::jwt::claims(&renewed).unwrap()["sub"],
+        support::USER_ANA
+    );
+    assert_eq!(player.times_shown(), 2);
+    assert!(
+        player
+            .notices
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n.contains("another account's token")),
+        "{:?}",
+        player.notices.lock().unwrap()
+    );
+
+    // The browser is now Ben's: the renewal sign-in is his, and refused.
+    fake.set_expires_in(30);
+    let short = paste_login(&fake, &player, &dir.path().join("other.json"))
+        .login()
+        .unwrap();
+    fake.sign_in_as(support::USER_BEN);
+    fake.set_expires_in(86_400);
+    let err = short.get_access_token().unwrap_err();
+    assert!(
+        matches!(&err, Error::AccountChanged { expected, got } if expected == support::USER_ANA && got == support::USER_BEN),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("Sign in again as auth0|ana-6123"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -449,8 +559,10 @@ fn two_step_login_completes_once() {
     );
 }
 
+/// A refused code (copied short, say) leaves the login pending: the right
+/// one completes it, with the same verifier.
 #[test]
-fn a_rejected_code_ends_the_login() {
+fn a_rejected_code_leaves_the_login_pending_for_the_right_one() {
     let fake = FakeCarto::start();
     let dir = tempfile::tempdir().unwrap();
     let login = CartoAuth::oauth()
@@ -459,15 +571,24 @@ fn a_rejected_code_ends_the_login() {
         .cache_filepath(dir.path().join("t.json"))
         .begin()
         .unwrap();
-    let err = login.complete("unknown-code").unwrap_err();
+    let landed = fake.authorize(login.authorize_url());
+    let code = support::query_param(&landed, "code").unwrap();
+    let err = login.complete(&code[..code.len() - 3]).unwrap_err();
     assert!(
-        matches!(&err, Error::Status { service: Service::Token, status: 403, error: Some(e), .. } if e == "invalid_grant"),
+        matches!(&err, Error::Status { service: Service::Token(carto_auth::Grant::AuthorizationCode), status: 403, error: Some(e), .. } if e == "invalid_grant"),
         "{err:?}"
     );
-    assert!(matches!(
-        login.complete("another"),
-        Err(Error::LoginFinished { state: "failed" })
-    ));
+    assert!(err.to_string().contains("copied short"), "{err}");
+    assert!(login.is_pending());
+    let auth = login.complete(&landed).unwrap();
+    assert!(fake.accepts(&auth.get_access_token().unwrap()));
+    let verifiers: Vec<String> = fake
+        .requests("/oauth/token")
+        .iter()
+        .map(|r| r.form_value("code_verifier").unwrap().to_string())
+        .collect();
+    assert_eq!(verifiers.len(), 2);
+    assert_eq!(verifiers[0], verifiers[1], "the same verifier, kept");
 }
 
 #[test]
@@ -744,7 +865,9 @@ fn a_remote_session_uses_paste_and_eof_on_stdin_is_a_clear_error() {
     child.close_stdin();
     let (result, _) = child.result(Duration::from_secs(20));
     assert!(
-        result.starts_with("err no answer was given at the login prompt"),
+        result.starts_with(
+            "err no answer can be read here to finish signing in. Standard input is closed"
+        ),
         "{result}"
     );
     assert!(!opened.exists());
@@ -755,6 +878,54 @@ fn a_remote_session_uses_paste_and_eof_on_stdin_is_a_clear_error() {
             .join("token_oauth.json")
             .exists()
     );
+}
+
+/// The one-line login in a terminal asks again after a slip: an empty line
+/// and a code copied short are each explained in one line, and the third
+/// answer, the right one, signs in with the same verifier.
+#[test]
+fn the_one_line_login_asks_again_after_a_slip() {
+    if child_scenario().is_some() {
+        return child_login();
+    }
+    let fake = FakeCarto::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut env = fake.env();
+    env.push(("CARTO_AUTH_OPEN_BROWSER".into(), "0".into()));
+    let mut child = ChildSession::new(spawn_child(
+        "the_one_line_login_asks_again_after_a_slip",
+        "login",
+        home.path(),
+        &env,
+    ));
+    let url = child.wait_line(Duration::from_secs(20), |l| {
+        l.starts_with(&format!("{}/authorize?", fake.base))
+    });
+    let landed = fake.authorize(&url);
+    child.write_line("");
+    child.wait_line(Duration::from_secs(20), |l| {
+        l.contains("Nothing was pasted. Paste again (attempt 2 of 3).")
+    });
+    child.write_line(&landed[..landed.len() - 4]);
+    let refused = child.wait_line(Duration::from_secs(20), |l| l.contains("That did not work"));
+    assert!(
+        refused.contains("HTTP 403 (invalid_grant")
+            && refused.ends_with("Paste again (attempt 3 of 3)."),
+        "{refused}"
+    );
+    child.write_line(&landed);
+    let (result, stderr) = child.result(Duration::from_secs(20));
+    assert!(
+        result.starts_with(&format!("ok {}", fake.api_base_url())),
+        "{result}\n{stderr}"
+    );
+    let verifiers: Vec<String> = fake
+        .requests("/oauth/token")
+        .iter()
+        .map(|r| r.form_value("code_verifier").unwrap().to_string())
+        .collect();
+    assert_eq!(verifiers.len(), 2, "the empty line is not sent");
+    assert_eq!(verifiers[0], verifiers[1]);
 }
 
 fn url_encode(s: &str) -> String {

@@ -1,21 +1,12 @@
-//! The loopback server that receives the browser's redirect in the local flow.
-//!
-//! A few dozen lines of HTTP/1.1 on std's `TcpListener` instead of a server
-//! crate: each connection gets a short-lived thread of its own, with a
-//! deadline for its request head and a cap on its size, so that junk or
-//! slow clients can hold up neither the login nor each other. (tiny_http,
-//! used before, queued new connections behind pool threads that were
-//! blocked on clients that never finished a request: a handful of such
-//! connections arriving together with the browser's starved the callback
-//! forever. `tests/callback_junk.rs` is the proof.)
+//! One request to the callback server: read its head (within a deadline
+//! and a size cap), judge it without I/O, answer it, close.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::net::{Shutdown, TcpStream};
+use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
+use super::CallbackResult;
 use crate::oauth::{CallbackOutcome, parse_callback_query};
 use crate::secret::AuthorizationCode;
 
@@ -25,167 +16,22 @@ const HEAD_DEADLINE: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most a request head may weigh; a real callback is well under 4 KiB.
 const MAX_HEAD: usize = 64 * 1024;
-/// Connections served at once. More are closed at once (a flood); the
-/// browser's gets through as soon as slow ones reach their deadline.
-const MAX_CONNECTIONS: usize = 256;
 
-/// How a wait for the callback ended.
-#[derive(Debug)]
-pub(crate) enum CallbackResult {
-    Code(AuthorizationCode),
-    Denied {
-        error: String,
-        description: Option<String>,
-    },
-    TimedOut,
-    Stopped,
-}
-
-/// A server bound to `127.0.0.1:<port>`: loopback only, never reachable from
-/// another machine (nor from another loopback address).
-pub(crate) struct CallbackServer {
-    listener: TcpListener,
-    port: u16,
-    path: String,
-    stopped: Arc<AtomicBool>,
-    /// Connection threads send the outcome here, [`stop`](Self::stop) sends
-    /// `Stopped`; [`serve`](Self::serve) waits on the other end.
-    events: Sender<CallbackResult>,
-    outcomes: Mutex<Receiver<CallbackResult>>,
-}
-
-/// What every connection thread of one login needs.
-struct Login {
-    path: String,
-    state: String,
-    success_page: String,
-    error_page: String,
-    events: Sender<CallbackResult>,
-    active: AtomicUsize,
-}
-
-impl CallbackServer {
-    pub(crate) fn bind(port: u16, path: &str) -> Result<Arc<Self>, String> {
-        // Until serve() accepts, the kernel queues the browser's connection.
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-            .map_err(|e| e.to_string())?;
-        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-        let (events, outcomes) = channel();
-        Ok(Arc::new(CallbackServer {
-            listener,
-            port,
-            path: path.to_string(),
-            stopped: Arc::new(AtomicBool::new(false)),
-            events,
-            outcomes: Mutex::new(outcomes),
-        }))
-    }
-
-    /// Makes a running [`serve`](Self::serve) return `Stopped` and ends the
-    /// accept loop.
-    pub(crate) fn stop(&self) {
-        if !self.stopped.swap(true, Ordering::SeqCst) {
-            let _ = self.events.send(CallbackResult::Stopped);
-            // The accept loop sits in accept(): a connection wakes it to see
-            // the flag.
-            let _ = TcpStream::connect_timeout(
-                &SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
-                Duration::from_secs(1),
-            );
-        }
-    }
-
-    /// Answers requests until one carries this login's code or error, the
-    /// deadline passes, or [`stop`](Self::stop) is called. Stray requests (a
-    /// favicon, another path, no or wrong `state`, other methods) get an
-    /// answer and are otherwise ignored, so they can neither end the login
-    /// nor inject a code.
-    pub(crate) fn serve(
-        &self,
-        state: &str,
-        timeout: Duration,
-        success_page: &str,
-        error_page: &str,
-    ) -> CallbackResult {
-        let result = self.wait(state, timeout, success_page, error_page);
-        self.stop();
-        result
-    }
-
-    fn wait(
-        &self,
-        state: &str,
-        timeout: Duration,
-        success_page: &str,
-        error_page: &str,
-    ) -> CallbackResult {
-        if self.stopped.load(Ordering::SeqCst) {
-            return CallbackResult::Stopped;
-        }
-        let outcomes = self.outcomes.lock().unwrap_or_else(PoisonError::into_inner);
-        let login = Arc::new(Login {
-            path: self.path.clone(),
-            state: state.to_string(),
-            success_page: success_page.to_string(),
-            error_page: error_page.to_string(),
-            events: self.events.clone(),
-            active: AtomicUsize::new(0),
-        });
-        let stopped = self.stopped.clone();
-        let accepting = self.listener.try_clone().and_then(|listener| {
-            std::thread::Builder::new()
-                .name("carto-auth-accept".into())
-                .spawn(move || accept_loop(&listener, &stopped, &login))
-        });
-        if let Err(e) = accepting {
-            log::debug!("callback server: cannot accept: {e}");
-            return CallbackResult::Stopped;
-        }
-        match outcomes.recv_timeout(timeout) {
-            Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => CallbackResult::TimedOut,
-            Err(RecvTimeoutError::Disconnected) => CallbackResult::Stopped,
-        }
-    }
-}
-
-fn accept_loop(listener: &TcpListener, stopped: &AtomicBool, login: &Arc<Login>) {
-    for stream in listener.incoming() {
-        if stopped.load(Ordering::SeqCst) {
-            return;
-        }
-        let stream = match stream {
-            Ok(stream) => stream,
-            Err(e) => {
-                log::debug!("callback server: accept failed: {e}");
-                // Out of file descriptors, say: do not spin.
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        if login.active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            login.active.fetch_sub(1, Ordering::SeqCst);
-            continue;
-        }
-        let login = login.clone();
-        let spawned = std::thread::Builder::new()
-            .name("carto-auth-conn".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                handle(stream, &login);
-                login.active.fetch_sub(1, Ordering::SeqCst);
-            });
-        if let Err(e) = spawned {
-            log::debug!("callback server: no thread for a connection: {e}");
-        }
-    }
+/// What every connection of one login needs.
+pub(super) struct Login {
+    pub(super) path: String,
+    pub(super) state: String,
+    pub(super) issuer: String,
+    pub(super) success_page: String,
+    pub(super) error_page: String,
+    pub(super) events: Sender<CallbackResult>,
 }
 
 /// One connection: one request, one answer, closed.
-fn handle(mut stream: TcpStream, login: &Login) {
+pub(super) fn handle(mut stream: TcpStream, login: &Login) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let verdict = match read_head(&mut stream, Instant::now() + HEAD_DEADLINE) {
-        Ok(head) => judge_head(&head, &login.path, &login.state),
+        Ok(head) => judge_head(&head, &login.path, &login.state, &login.issuer),
         Err(HeadError::TooLarge) => Verdict::Ignore {
             status: 431,
             message: "Request too large.",
@@ -215,6 +61,15 @@ fn handle(mut stream: TcpStream, login: &Login) {
             let _ = login
                 .events
                 .send(CallbackResult::Denied { error, description });
+        }
+        Verdict::WrongIssuer(iss) => {
+            respond(
+                &mut stream,
+                302,
+                "This sign-in answer does not come from CARTO; it was not used.",
+                Some(&login.error_page),
+            );
+            let _ = login.events.send(CallbackResult::WrongIssuer(iss));
         }
     }
 }
@@ -264,7 +119,7 @@ fn head_end(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Judges a request head by its request line, `METHOD /target HTTP/1.x`.
-pub(crate) fn judge_head(head: &[u8], callback_path: &str, state: &str) -> Verdict {
+pub(crate) fn judge_head(head: &[u8], callback_path: &str, state: &str, issuer: &str) -> Verdict {
     let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
     let line = std::str::from_utf8(&head[..line_end]).map(|l| l.trim_end_matches('\r'));
     let mut parts = line.as_deref().unwrap_or("").split(' ');
@@ -272,7 +127,7 @@ pub(crate) fn judge_head(head: &[u8], callback_path: &str, state: &str) -> Verdi
         (Some(method), Some(target), Some(version), None)
             if target.starts_with('/') && version.starts_with("HTTP/1.") =>
         {
-            judge(method == "GET", target, callback_path, state)
+            judge(method == "GET", target, callback_path, state, issuer)
         }
         _ => Verdict::Ignore {
             status: 400,
@@ -293,12 +148,21 @@ pub(crate) enum Verdict {
         error: String,
         description: Option<String>,
     },
+    /// This login's `state` with another issuer's `iss`: the wait is over,
+    /// the answer is not used.
+    WrongIssuer(String),
 }
 
 /// Judges a request by its method and target (`/path?query`), without I/O:
 /// only a `GET` of the callback path carrying this login's `state` can end
 /// the wait.
-pub(crate) fn judge(is_get: bool, target: &str, callback_path: &str, state: &str) -> Verdict {
+pub(crate) fn judge(
+    is_get: bool,
+    target: &str,
+    callback_path: &str,
+    state: &str,
+    issuer: &str,
+) -> Verdict {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if !is_get {
         return Verdict::Ignore {
@@ -312,9 +176,10 @@ pub(crate) fn judge(is_get: bool, target: &str, callback_path: &str, state: &str
             message: "Not found.",
         };
     }
-    match parse_callback_query(query, state) {
+    match parse_callback_query(query, state, issuer) {
         CallbackOutcome::Code(code) => Verdict::Code(code),
         CallbackOutcome::Denied { error, description } => Verdict::Denied { error, description },
+        CallbackOutcome::WrongIssuer(iss) => Verdict::WrongIssuer(iss),
         CallbackOutcome::Stray => Verdict::Ignore {
             status: 400,
             message: "This is not the CARTO login this program is waiting for. \
@@ -382,7 +247,7 @@ mod proptests {
     /// callback.
     #[test]
     fn fuzz_seeds_stay_fixed() {
-        let v = |head: String| judge_head(head.as_bytes(), PATH, STATE);
+        let v = |head: String| judge_head(head.as_bytes(), PATH, STATE, ISS);
         assert!(
             matches!(v(format!("GET {PATH}?code=abc&state={STATE} HTTP/1.1\r\nHost: localhost:10000\r\nUser-Agent: Mozilla/5.0")), Verdict::Code(c) if c.secret() == "abc")
         );
@@ -420,16 +285,20 @@ mod proptests {
     }
 
     const PATH: &str = "/callback/";
+    const ISS: &str = "https://auth.carto.com/";
     const STATE: &str = "S7dJk2-xq_0aL9mN3pQ8rT5vW1yZ4bC6";
 
     fn ends_the_wait(v: &Verdict) -> bool {
-        matches!(v, Verdict::Code(_) | Verdict::Denied { .. })
+        matches!(
+            v,
+            Verdict::Code(_) | Verdict::Denied { .. } | Verdict::WrongIssuer(_)
+        )
     }
 
     proptest! {
         #[test]
         fn any_request_is_judged_without_panic(is_get in any::<bool>(), target in any::<String>(), state in any::<String>()) {
-            let _ = judge(is_get, &target, PATH, &state);
+            let _ = judge(is_get, &target, PATH, &state, ISS);
         }
 
         #[test]
@@ -439,7 +308,7 @@ mod proptests {
             params in proptest::collection::vec(("(code|state|error|x)", "[A-Za-z0-9_-]{0,40}"), 0..5),
         ) {
             let query: String = params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
-            let verdict = judge(is_get, &format!("{path}?{query}"), PATH, STATE);
+            let verdict = judge(is_get, &format!("{path}?{query}"), PATH, STATE, ISS);
             let has_state = params.iter().any(|(k, v)| k == "state" && v == STATE);
             if ends_the_wait(&verdict) {
                 prop_assert!(is_get && path == PATH && has_state, "{:?}", verdict);
@@ -450,7 +319,7 @@ mod proptests {
 
         #[test]
         fn the_real_callback_gives_its_code(code in "[A-Za-z0-9_-]{1,80}", before in "([a-z]{1,5}=[a-z0-9]{0,5}&){0,3}") {
-            let verdict = judge(true, &format!("{PATH}?{before}code={code}&state={STATE}"), PATH, STATE);
+            let verdict = judge(true, &format!("{PATH}?{before}code={code}&state={STATE}"), PATH, STATE, ISS);
             prop_assert!(matches!(&verdict, Verdict::Code(c) if c.secret() == code), "{:?}", verdict);
         }
     }
@@ -458,7 +327,7 @@ mod proptests {
     proptest! {
         #[test]
         fn any_request_head_is_judged_without_panic(head in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let _ = judge_head(&head, PATH, STATE);
+            let _ = judge_head(&head, PATH, STATE, ISS);
         }
 
         #[test]
@@ -468,7 +337,7 @@ mod proptests {
             headers in "(X-[a-z]{1,8}: [ -~]{0,20}\r\n){0,4}",
         ) {
             let head = format!("{method} {PATH}?code={code}&state={STATE} HTTP/1.1\r\n{headers}");
-            let verdict = judge_head(head.as_bytes(), PATH, STATE);
+            let verdict = judge_head(head.as_bytes(), PATH, STATE, ISS);
             if method == "GET" {
                 prop_assert!(matches!(&verdict, Verdict::Code(c) if c.secret() == code), "{:?}", verdict);
             } else {
@@ -491,7 +360,7 @@ mod proptests {
         ] {
             assert!(
                 matches!(
-                    judge_head(head, PATH, STATE),
+                    judge_head(head, PATH, STATE, ISS),
                     Verdict::Ignore { status: 400, .. }
                 ),
                 "{:?}",
@@ -500,7 +369,7 @@ mod proptests {
         }
         let ok = format!("GET {PATH}?code=c&state={STATE} HTTP/1.0\nHost: x");
         assert!(matches!(
-            judge_head(ok.as_bytes(), PATH, STATE),
+            judge_head(ok.as_bytes(), PATH, STATE, ISS),
             Verdict::Code(_)
         ));
     }
@@ -519,19 +388,20 @@ mod proptests {
                 true,
                 &format!("{PATH}?error=access_denied&state={STATE}"),
                 PATH,
-                STATE
+                STATE,
+                ISS
             ),
             Verdict::Denied { .. }
         ));
         let huge = format!("{PATH}?code={}&state=wrong", "A".repeat(1 << 20));
         assert!(matches!(
-            judge(true, &huge, PATH, STATE),
+            judge(true, &huge, PATH, STATE, ISS),
             Verdict::Ignore { status: 400, .. }
         ));
         // A code longer than any real one is refused even with the state.
         let long = format!("{PATH}?code={}&state={STATE}", "A".repeat(5000));
         assert!(matches!(
-            judge(true, &long, PATH, STATE),
+            judge(true, &long, PATH, STATE, ISS),
             Verdict::Ignore { status: 400, .. }
         ));
     }

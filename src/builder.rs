@@ -1,0 +1,431 @@
+//! How sessions are made: the constructors of [`CartoAuth`] and the
+//! builders behind them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::{CartoAuth, discover, m2m_token};
+use crate::clock::now_unix;
+use crate::config::{Common, Kind, M2mConfig, OAuthConfig};
+use crate::endpoints::{Endpoints, check_http_url};
+use crate::environment::{API_BASE_URL_VAR, API_TOKEN_VAR, DEVICE_FLOW_VAR, flag, var};
+use crate::error::Result;
+use crate::flow::Login;
+use crate::http::DEFAULT_TIMEOUT;
+use crate::login::PendingLogin;
+use crate::m2m::Credentials;
+use crate::mode::{Mode, TokenSource};
+use crate::prompt::{Prompt, default_prompt};
+use crate::runtime::{Call, block_on};
+use crate::secret::AccessToken;
+
+/// How long the local flow waits for the browser, and the device flow for
+/// the approval, by default.
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl CartoAuth {
+    /// Logs in a person with all defaults: `CARTO_API_TOKEN` when it is
+    /// set, else the cached token when it is still good, else the browser
+    /// (or the paste flow where no local browser can be used). Blocks until
+    /// done.
+    ///
+    /// # Errors
+    /// See [`OAuthBuilder::login`].
+    pub fn from_oauth() -> Result<CartoAuth> {
+        Self::oauth().login()
+    }
+
+    /// A builder for an interactive login.
+    pub fn oauth() -> OAuthBuilder {
+        OAuthBuilder::default()
+    }
+
+    /// Logs in an application with a CARTO M2M credentials file (JSON with
+    /// `api_base_url`, `client_id`, `client_secret`).
+    ///
+    /// ```no_run
+    /// let auth = carto_auth::CartoAuth::from_m2m("carto_credentials.json")?;
+    /// # Ok::<(), carto_auth::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// See [`M2mBuilder::login`].
+    pub fn from_m2m(path: impl Into<PathBuf>) -> Result<CartoAuth> {
+        Self::m2m(path).login()
+    }
+
+    /// The same as [`from_m2m`](Self::from_m2m), under the name CARTO's
+    /// documentation uses.
+    ///
+    /// # Errors
+    /// See [`M2mBuilder::login`].
+    pub fn from_file(path: impl Into<PathBuf>) -> Result<CartoAuth> {
+        Self::from_m2m(path)
+    }
+
+    /// A builder for an M2M login.
+    pub fn m2m(path: impl Into<PathBuf>) -> M2mBuilder {
+        M2mBuilder {
+            credentials: path.into(),
+            cache_filepath: None,
+            use_cache: true,
+            endpoints: None,
+            timeout: DEFAULT_TIMEOUT,
+            prompt: None,
+        }
+    }
+}
+
+/// Builds an interactive (OAuth) login. Made by [`CartoAuth::oauth`].
+///
+/// ```no_run
+/// use carto_auth::CartoAuth;
+/// let auth = CartoAuth::oauth()
+///     .org("acme")
+///     .open_browser(false)
+///     .cache_filepath("/tmp/carto-token.json")
+///     .login()?;
+/// # Ok::<(), carto_auth::Error>(())
+/// ```
+#[must_use]
+pub struct OAuthBuilder {
+    cache_filepath: Option<PathBuf>,
+    use_cache: bool,
+    open_browser: Option<bool>,
+    device_flow: Option<bool>,
+    api_base_url: Option<String>,
+    org: Option<String>,
+    endpoints: Option<Endpoints>,
+    timeout: Duration,
+    login_timeout: Duration,
+    prompt: Option<Arc<dyn Prompt>>,
+    force_login: bool,
+}
+
+impl Default for OAuthBuilder {
+    fn default() -> Self {
+        OAuthBuilder {
+            cache_filepath: None,
+            use_cache: true,
+            open_browser: None,
+            device_flow: None,
+            api_base_url: None,
+            org: None,
+            endpoints: None,
+            timeout: DEFAULT_TIMEOUT,
+            login_timeout: DEFAULT_LOGIN_TIMEOUT,
+            prompt: None,
+            force_login: false,
+        }
+    }
+}
+
+impl OAuthBuilder {
+    /// The cache file (default `~/.carto-auth/token_oauth.json`).
+    pub fn cache_filepath(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cache_filepath = Some(path.into());
+        self
+    }
+
+    /// Whether to read and write the cache (default `true`).
+    pub fn use_cache(mut self, use_cache: bool) -> Self {
+        self.use_cache = use_cache;
+        self
+    }
+
+    /// `true` uses a browser on this machine and the local callback (the
+    /// paste flow only when the port is taken or no browser opens); `false`
+    /// always uses the paste flow. Unset, this is guessed: no local browser
+    /// on remote kernels (JupyterHub, Binder, SSH, Colab, Databricks,
+    /// Codespaces, VS Code remotes) or without a display;
+    /// `CARTO_AUTH_OPEN_BROWSER=0|1` overrides the guess.
+    pub fn open_browser(mut self, open_browser: bool) -> Self {
+        self.open_browser = Some(open_browser);
+        self
+    }
+
+    /// Signs in with the OAuth device flow: the cell or terminal shows a
+    /// short code and a link (and a QR code), the user approves on any
+    /// device, and the login finishes by itself, with no input needed.
+    /// When CARTO refuses the device flow for its public client, the login
+    /// says so and goes on with the browser or paste flow. Default: off,
+    /// or `CARTO_AUTH_DEVICE_FLOW=1`.
+    pub fn device_flow(mut self, device_flow: bool) -> Self {
+        self.device_flow = Some(device_flow);
+        self
+    }
+
+    /// The API base URL; skips its discovery after login (default: the
+    /// discovered one, or `CARTO_API_BASE_URL` with `CARTO_API_TOKEN`).
+    pub fn api_base_url(mut self, url: impl Into<String>) -> Self {
+        self.api_base_url = Some(url.into().trim().trim_end_matches('/').to_string());
+        self
+    }
+
+    /// The SSO organization to sign in with.
+    pub fn org(mut self, org: impl Into<String>) -> Self {
+        self.org = Some(org.into());
+        self
+    }
+
+    /// Other endpoints than [`Endpoints::from_env`].
+    pub fn endpoints(mut self, endpoints: Endpoints) -> Self {
+        self.endpoints = Some(endpoints);
+        self
+    }
+
+    /// Timeout of each HTTP request (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long the local flow waits for the browser, and the device flow
+    /// for the approval (default 5 minutes).
+    pub fn login_timeout(mut self, timeout: Duration) -> Self {
+        self.login_timeout = timeout;
+        self
+    }
+
+    /// How to talk to the user; by default the terminal, or evcxr's streamed
+    /// output and input box inside a notebook.
+    pub fn prompt(mut self, prompt: impl Prompt + 'static) -> Self {
+        self.prompt = Some(Arc::new(prompt));
+        self
+    }
+
+    /// Signs in anew even when the cached token is good (or
+    /// `CARTO_API_TOKEN` is set), and asks CARTO to show its sign-in form
+    /// even to a browser that is signed in (`prompt=login`), so that another
+    /// account can be chosen. The new token replaces the cached one.
+    pub fn force_login(mut self, force: bool) -> Self {
+        self.force_login = force;
+        self
+    }
+
+    fn config(self) -> Result<OAuthConfig> {
+        let prompt = self.prompt.unwrap_or_else(default_prompt);
+        Ok(OAuthConfig {
+            common: Common::new(
+                Mode::OAuth,
+                self.endpoints,
+                self.use_cache,
+                self.cache_filepath,
+                self.timeout,
+                prompt,
+            )?,
+            open_browser: self.open_browser,
+            device_flow: self
+                .device_flow
+                .or_else(|| flag(var(DEVICE_FLOW_VAR).as_deref()))
+                .unwrap_or(false),
+            org: self.org.filter(|o| !o.trim().is_empty()),
+            api_base_url: self.api_base_url.filter(|u| !u.is_empty()),
+            login_timeout: self.login_timeout,
+            force_login: self.force_login,
+        })
+    }
+
+    /// Logs in: `CARTO_API_TOKEN` when set (no prompt, nothing cached), else
+    /// the cached token when it is good and fits what is asked (the same
+    /// API base URL and organization when given), else interactively.
+    /// Blocks until done; works inside a multi-thread tokio runtime too.
+    ///
+    /// # Errors
+    /// [`Error::NoInput`](crate::Error::NoInput),
+    /// [`Error::NoAnswer`](crate::Error::NoAnswer),
+    /// [`Error::NoCode`](crate::Error::NoCode),
+    /// [`Error::Authorization`](crate::Error::Authorization),
+    /// [`Error::LoginTimeout`](crate::Error::LoginTimeout), the token
+    /// endpoint's errors, [`Error::InvalidSetting`](crate::Error::InvalidSetting)
+    /// for a bad environment variable.
+    pub fn login(self) -> Result<CartoAuth> {
+        block_on(
+            Call {
+                name: "OAuthBuilder::login",
+                twin: "login_async",
+            },
+            self.login_async(),
+        )?
+    }
+
+    /// [`login`](Self::login) for async programs.
+    pub async fn login_async(self) -> Result<CartoAuth> {
+        let config = Arc::new(self.config()?);
+        if !config.force_login {
+            if let Some(token) = var(API_TOKEN_VAR) {
+                return environment_session(&config, AccessToken::new(token)).await;
+            }
+            if let Some(auth) = cached_session(&config).await {
+                return Ok(auth);
+            }
+        }
+        let login = Login::start(config.clone()).await?;
+        let token = login.run().await?;
+        drop(login);
+        CartoAuth::signed_in(config, token).await
+    }
+
+    /// Starts an interactive login without waiting for it (neither the
+    /// cache nor `CARTO_API_TOKEN` is read; the cache is written when the
+    /// login completes). For notebooks: show the returned value, then
+    /// finish it in a later cell. With [`device_flow`](Self::device_flow)
+    /// this asks CARTO for the code first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`](crate::Error::InvalidSetting) for a bad
+    /// endpoint variable.
+    pub fn begin(self) -> Result<PendingLogin> {
+        block_on(
+            Call {
+                name: "OAuthBuilder::begin",
+                twin: "begin_async",
+            },
+            self.begin_async(),
+        )?
+    }
+
+    /// [`begin`](Self::begin) for async programs.
+    pub async fn begin_async(self) -> Result<PendingLogin> {
+        PendingLogin::start(Arc::new(self.config()?)).await
+    }
+}
+
+/// A session for `CARTO_API_TOKEN`, with the builder's API base URL, else
+/// `CARTO_API_BASE_URL`, else discovery.
+async fn environment_session(config: &Arc<OAuthConfig>, token: AccessToken) -> Result<CartoAuth> {
+    let from_env = var(API_BASE_URL_VAR)
+        .map(|url| {
+            check_http_url(API_BASE_URL_VAR, &url).map(|()| url.trim_end_matches('/').to_string())
+        })
+        .transpose()?;
+    let (url, why) = match config.api_base_url.clone().or(from_env) {
+        Some(url) => (Some(url), None),
+        None => discover(&config.common, &token).await,
+    };
+    let auth = CartoAuth::given(token, url, true, why);
+    // Logged, not said: it runs unattended by design, and the session card
+    // and `carto-auth status` show where the token came from.
+    log::info!(
+        "using the access token in {API_TOKEN_VAR}: {}",
+        auth.summary()
+    );
+    Ok(auth)
+}
+
+/// The cached session, when it is good and fits what the login asks.
+async fn cached_session(config: &Arc<OAuthConfig>) -> Option<CartoAuth> {
+    let common = &config.common;
+    let cache = common.cache.as_ref()?;
+    let entry = {
+        let _lock = common.lock().await;
+        common.load().await
+    }?;
+    if !entry.is_fresh_at(now_unix()) {
+        log::info!("the cached OAuth token has expired");
+        return None;
+    }
+    if let Err(why) = entry.check_login(config.api_base_url.as_deref(), config.org.as_deref()) {
+        common
+            .prompt
+            .notice(&format!("Not using the cached CARTO token: {why}."));
+        return None;
+    }
+    log::info!(
+        "using the cached OAuth token from {}",
+        cache.path().display()
+    );
+    let api_base_url = entry.api_base_url.clone().or(config.api_base_url.clone());
+    Some(CartoAuth::new(
+        Kind::OAuth(config.clone()),
+        api_base_url,
+        entry.token,
+        TokenSource::Cache(cache.path().to_path_buf()),
+    ))
+}
+
+/// Builds an M2M login. Made by [`CartoAuth::m2m`].
+#[must_use]
+pub struct M2mBuilder {
+    credentials: PathBuf,
+    cache_filepath: Option<PathBuf>,
+    use_cache: bool,
+    endpoints: Option<Endpoints>,
+    timeout: Duration,
+    prompt: Option<Arc<dyn Prompt>>,
+}
+
+impl M2mBuilder {
+    /// The cache file (default `~/.carto-auth/token_m2m.json`).
+    pub fn cache_filepath(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cache_filepath = Some(path.into());
+        self
+    }
+
+    /// Whether to read and write the cache (default `true`).
+    pub fn use_cache(mut self, use_cache: bool) -> Self {
+        self.use_cache = use_cache;
+        self
+    }
+
+    /// Other endpoints than [`Endpoints::from_env`].
+    pub fn endpoints(mut self, endpoints: Endpoints) -> Self {
+        self.endpoints = Some(endpoints);
+        self
+    }
+
+    /// Timeout of each HTTP request (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Where warnings go (a cache that cannot be written, say); by default
+    /// the terminal's stderr, or the notebook.
+    pub fn prompt(mut self, prompt: impl Prompt + 'static) -> Self {
+        self.prompt = Some(Arc::new(prompt));
+        self
+    }
+
+    /// Reads the credentials file and returns a session: the cached token
+    /// when it belongs to these credentials (the token's `azp`, or the
+    /// client this crate recorded) and is good, else a new one.
+    ///
+    /// # Errors
+    /// The credentials-file errors (naming the file and key) and the token
+    /// endpoint's.
+    pub fn login(self) -> Result<CartoAuth> {
+        block_on(
+            Call {
+                name: "M2mBuilder::login",
+                twin: "login_async",
+            },
+            self.login_async(),
+        )?
+    }
+
+    /// [`login`](Self::login) for async programs.
+    pub async fn login_async(self) -> Result<CartoAuth> {
+        let credentials = Credentials::from_file(&self.credentials)?;
+        let common = Common::new(
+            Mode::M2m,
+            self.endpoints,
+            self.use_cache,
+            self.cache_filepath,
+            self.timeout,
+            self.prompt.unwrap_or_else(default_prompt),
+        )?;
+        let (token, source) = m2m_token(&common, &credentials).await?;
+        let api_base_url = Some(credentials.api_base_url.clone());
+        Ok(CartoAuth::new(
+            Kind::M2m(Box::new(M2mConfig {
+                common,
+                credentials,
+            })),
+            api_base_url,
+            token,
+            source,
+        ))
+    }
+}

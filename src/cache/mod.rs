@@ -1,0 +1,529 @@
+//! The token cache: the Python package's files and format, written safely.
+//!
+//! Nothing here talks to the user: problems come back as [`Warning`]s for
+//! the caller to pass on (to `log` and the session's prompt).
+
+mod cached;
+mod entry;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use jiff::tz::TimeZone;
+
+pub use cached::CachedToken;
+pub(crate) use entry::{CacheEntry, parse_entry};
+
+use crate::clock::local_zone;
+
+/// How long a reader waits before reading a file again that it found
+/// half-written: the Python package writes in place, without a lock.
+const REREAD_PAUSE: Duration = Duration::from_millis(50);
+
+/// Symbolic links followed at most (the kernel's own limit is 40).
+const MAX_LINKS: usize = 40;
+
+/// Where the cache's warnings go (`Sync`: the futures holding it are sent
+/// between threads).
+pub(crate) type Warn<'a> = &'a (dyn Fn(Warning) + Sync);
+
+/// Something the user should hear about the cache, once.
+#[derive(Debug, Clone)]
+pub(crate) struct Warning {
+    /// Said once per process per key (a problem that would repeat on every
+    /// call); `None` means say it each time it happens.
+    pub(crate) once_key: Option<String>,
+    pub(crate) message: String,
+}
+
+impl Warning {
+    fn each_time(message: String) -> Warning {
+        Warning {
+            once_key: None,
+            message,
+        }
+    }
+}
+
+/// What reading the file found.
+enum Read {
+    Missing,
+    Entry(Box<CacheEntry>),
+    /// Not a cache file, and why.
+    Broken(&'static str),
+    Unreadable(std::io::Error),
+}
+
+/// One cache file.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenCache {
+    /// The path as given; may be a symbolic link.
+    path: PathBuf,
+    /// `~/.carto-auth` is ours, so its permissions are ours to tighten; a
+    /// directory the caller named, or one a link leads to, is not.
+    own_dir: Option<PathBuf>,
+    /// The zone of the Python package's clock in this file.
+    zone: TimeZone,
+}
+
+impl TokenCache {
+    /// `~/.carto-auth/token_<mode>.json`.
+    pub(crate) fn default_path(mode: &str) -> Option<PathBuf> {
+        default_dir().map(|dir| dir.join(format!("token_{mode}.json")))
+    }
+
+    /// The default file of `mode`; `Err` says why there is none.
+    pub(crate) fn default_for(mode: &str) -> Result<TokenCache, Warning> {
+        match Self::default_path(mode) {
+            Some(path) => Ok(TokenCache {
+                path,
+                own_dir: default_dir(),
+                zone: local_zone(),
+            }),
+            None => Err(Warning {
+                once_key: Some("no-home".into()),
+                message: "the home directory is unknown, so the token is not cached; set HOME \
+                          or pass .cache_filepath(..)"
+                    .into(),
+            }),
+        }
+    }
+
+    pub(crate) fn at(path: PathBuf) -> TokenCache {
+        TokenCache {
+            path,
+            own_dir: None,
+            zone: local_zone(),
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file the path leads to: a cache path that is a symbolic link
+    /// (dotfiles, a mounted secret) is read and written through, so that
+    /// the Python package, which writes through it, sees the same file.
+    pub(crate) fn target(&self) -> std::io::Result<PathBuf> {
+        resolve_links(&self.path)
+    }
+
+    /// The cached entry, or `None` when there is none or it is unusable (a
+    /// warning says why; the file is left alone). A file that looks
+    /// half-written is read once more after a short pause.
+    pub(crate) async fn load(&self, warn: Warn<'_>) -> Option<CacheEntry> {
+        let mut read = self.read_once();
+        if matches!(read, Read::Broken(_)) {
+            tokio::time::sleep(REREAD_PAUSE).await;
+            read = self.read_once();
+        }
+        self.loaded(read, warn)
+    }
+
+    /// [`load`](Self::load) for blocking callers.
+    #[cfg(test)]
+    pub(crate) fn load_blocking(&self, warn: Warn<'_>) -> Option<CacheEntry> {
+        let mut read = self.read_once();
+        if matches!(read, Read::Broken(_)) {
+            std::thread::sleep(REREAD_PAUSE);
+            read = self.read_once();
+        }
+        self.loaded(read, warn)
+    }
+
+    fn read_once(&self) -> Read {
+        match fs::read_to_string(&self.path) {
+            Ok(text) => match parse_entry(&text, &self.zone) {
+                Ok(entry) => Read::Entry(Box::new(entry)),
+                Err(why) => Read::Broken(why),
+            },
+            // A parent that is a file means there is no cache either; saving
+            // will say that it cannot be written.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Read::Missing
+            }
+            Err(e) => Read::Unreadable(e),
+        }
+    }
+
+    fn loaded(&self, read: Read, warn: Warn<'_>) -> Option<CacheEntry> {
+        match read {
+            Read::Entry(entry) => Some(*entry),
+            Read::Missing => None,
+            Read::Broken(why) => {
+                warn(Warning::each_time(format!(
+                    "ignoring the token cache {} because {why}; it will be replaced after the next login",
+                    self.path.display()
+                )));
+                None
+            }
+            Read::Unreadable(e) => {
+                warn(Warning::each_time(format!(
+                    "ignoring the token cache {}: {e}",
+                    self.path.display()
+                )));
+                None
+            }
+        }
+    }
+
+    /// Writes the entry atomically: a private temporary file beside the
+    /// target, flushed, then renamed over it. A reader sees the old file or
+    /// the new one, never a part. Failure is a warning, not an error: the
+    /// login itself worked.
+    pub(crate) fn save(&self, entry: &CacheEntry, warn: Warn<'_>) -> bool {
+        match self
+            .target()
+            .and_then(|target| self.try_save(&target, entry, warn).map(|()| target))
+        {
+            Ok(target) => {
+                log::debug!("token cache written to {}", target.display());
+                true
+            }
+            Err(e) => {
+                warn(Warning::each_time(format!(
+                    "could not write the token cache {}: {e}; the login works but will not be remembered",
+                    self.path.display()
+                )));
+                false
+            }
+        }
+    }
+
+    fn try_save(&self, target: &Path, entry: &CacheEntry, warn: Warn<'_>) -> std::io::Result<()> {
+        let dir = parent_dir(target);
+        self.ensure_dir(&dir, warn)?;
+        let name = target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("token");
+        let nonce = crate::oauth::random_urlsafe(6).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.{}.{nonce}.tmp", std::process::id()));
+        let result = (|| {
+            let mut file = private_options().write(true).create_new(true).open(&tmp)?;
+            file.write_all(entry.to_json(&self.zone).as_bytes())?;
+            file.sync_all()?;
+            fs::rename(&tmp, target)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Creates the directory (0700) when missing; tightens ours to 0700. A
+    /// directory whose mode cannot be changed (another owner, a read-only
+    /// mount of a secret) is still used: that is a warning, not a lost cache.
+    fn ensure_dir(&self, dir: &Path, warn: Warn<'_>) -> std::io::Result<()> {
+        if !dir.exists() {
+            let mut builder = fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir)?;
+        }
+        #[cfg(unix)]
+        if self.own_dir.as_deref() == Some(dir) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
+            if mode != 0o700
+                && let Err(e) = fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            {
+                warn(Warning {
+                    once_key: Some(format!("chmod:{}", dir.display())),
+                    message: format!(
+                        "could not make {} private (mode {mode:o}, {e}); the token cache \
+                         is still used, but other users may be able to list it",
+                        dir.display()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the token (the file a link leads to; the link and the lock
+    /// file stay). `Ok(false)` when there was none.
+    pub(crate) fn remove(&self) -> std::io::Result<bool> {
+        match fs::remove_file(self.target()?) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `<target>.lock`. It is never removed: a process may hold it, and a
+    /// new file would let a second holder in.
+    fn lock_path(&self) -> std::io::Result<PathBuf> {
+        let mut lock = self.target()?.into_os_string();
+        lock.push(".lock");
+        Ok(PathBuf::from(lock))
+    }
+
+    fn open_lock(&self, warn: Warn<'_>) -> Option<File> {
+        let path = match self.lock_path() {
+            Ok(path) => path,
+            Err(e) => {
+                log::debug!("no cache lock: {e}");
+                return None;
+            }
+        };
+        if let Err(e) = self.ensure_dir(&parent_dir(&path), warn) {
+            log::debug!("no cache lock: {e}");
+            return None;
+        }
+        match private_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+        {
+            Ok(f) => Some(f),
+            Err(e) => {
+                log::debug!("no cache lock: {e}");
+                None
+            }
+        }
+    }
+
+    /// An exclusive lock between processes (and threads) for
+    /// read-refresh-write, on `<target>.lock` beside the cache so that the
+    /// cache itself can be replaced by rename. The OS drops the lock when
+    /// its holder exits, killed or not. `None` (go on without) when the
+    /// lock file cannot be made, locking is unsupported, or the wait runs
+    /// out.
+    pub(crate) async fn lock(&self, wait: Duration, warn: Warn<'_>) -> Option<CacheLock> {
+        let file = self.open_lock(warn)?;
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.try_lock(&file, deadline, warn) {
+                Attempt::Locked => return Some(CacheLock { _file: file }),
+                Attempt::GiveUp => return None,
+                // Async: a holder may be another task on this very thread.
+                Attempt::Wait => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    /// [`lock`](Self::lock) for blocking callers.
+    pub(crate) fn lock_blocking(&self, wait: Duration, warn: Warn<'_>) -> Option<CacheLock> {
+        let file = self.open_lock(warn)?;
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.try_lock(&file, deadline, warn) {
+                Attempt::Locked => return Some(CacheLock { _file: file }),
+                Attempt::GiveUp => return None,
+                Attempt::Wait => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    fn try_lock(&self, file: &File, deadline: Instant, warn: Warn<'_>) -> Attempt {
+        match file.try_lock() {
+            Ok(()) => Attempt::Locked,
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => Attempt::Wait,
+            Err(fs::TryLockError::WouldBlock) => {
+                warn(Warning::each_time(format!(
+                    "the token cache {} stayed locked by another process; going on without the lock",
+                    self.path.display()
+                )));
+                Attempt::GiveUp
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                // Unsupported on this file system, typically: it would say
+                // so on every call, so once per process is enough.
+                warn(Warning {
+                    once_key: Some(format!("lock:{}", self.path.display())),
+                    message: format!(
+                        "could not lock the token cache {} ({e}); going on without the lock",
+                        self.path.display()
+                    ),
+                });
+                Attempt::GiveUp
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Locked,
+    Wait,
+    GiveUp,
+}
+
+/// Held while the cache is read, refreshed and written.
+pub(crate) struct CacheLock {
+    _file: File,
+}
+
+fn default_dir() -> Option<PathBuf> {
+    dirs::home_dir().map(|home| home.join(".carto-auth"))
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Follows symbolic links to the file they lead to, which need not exist
+/// yet (a dangling link is written through too). A loop, or a chain longer
+/// than [`MAX_LINKS`], is an error: replacing one of its links with a file
+/// would silently change the user's set-up.
+fn resolve_links(path: &Path) -> std::io::Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let is_link = fs::symlink_metadata(&current).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            return Ok(current);
+        }
+        let next = fs::read_link(&current)?;
+        current = if next.is_absolute() {
+            next
+        } else {
+            parent_dir(&current).join(next)
+        };
+    }
+    Err(std::io::Error::other(format!(
+        "more than {MAX_LINKS} symbolic links, or a loop, lead from {}",
+        path.display()
+    )))
+}
+
+fn private_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::AccessToken;
+    use crate::token::Token;
+
+    fn entry(token: &str) -> CacheEntry {
+        CacheEntry::new(
+            Some("https://api".into()),
+            Token::new(AccessToken::new(token), 4_000_000_000),
+        )
+    }
+
+    fn collect() -> (
+        std::sync::Arc<std::sync::Mutex<Vec<Warning>>>,
+        impl Fn(Warning),
+    ) {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        (seen, move |w| sink.lock().unwrap().push(w))
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_cache_is_written_through_and_stays_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = dir.path().join("dotfiles");
+        fs::create_dir(&real_dir).unwrap();
+        let target = real_dir.join("carto-token.json");
+        let link = dir.path().join("token_oauth.json");
+        std::os::unix::fs::symlink("dotfiles/carto-token.json", &link).unwrap();
+        let cache = TokenCache::at(link.clone());
+        let (warnings, warn) = collect();
+        // Dangling at first: the target is created through the link.
+        assert!(cache.save(&entry("first"), &warn));
+        assert!(cache.save(&entry("second"), &warn));
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let text = fs::read_to_string(&target).unwrap();
+        assert!(text.contains("\"second\""), "{text}");
+        assert_eq!(
+            cache
+                .load_blocking(&warn)
+                .unwrap()
+                .token
+                .access_token
+                .secret(),
+            "second"
+        );
+        // The lock sits beside the target; no temporary file is left.
+        let _lock = cache.lock_blocking(Duration::from_secs(1), &warn).unwrap();
+        assert!(real_dir.join("carto-token.json.lock").exists());
+        let names: Vec<String> = fs::read_dir(&real_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(warnings.lock().unwrap().is_empty());
+        // Removing the token keeps the link and the lock.
+        assert!(cache.remove().unwrap());
+        assert!(fs::symlink_metadata(&link).is_ok());
+        assert!(!target.exists());
+        assert!(real_dir.join("carto-token.json.lock").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_loop_does_not_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        let cache = TokenCache::at(a);
+        let (warnings, warn) = collect();
+        assert!(cache.load_blocking(&warn).is_none());
+        assert!(!cache.save(&entry("t"), &warn));
+        assert_eq!(warnings.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_half_written_file_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token.json");
+        let cache = TokenCache::at(path.clone());
+        fs::write(&path, "{\"api_base_url\": \"https://api\", \"acc").unwrap();
+        let (warnings, warn) = collect();
+        let writer = {
+            let (path, full) = (path.clone(), entry("whole").to_json(&TimeZone::UTC));
+            std::thread::spawn(move || {
+                std::thread::sleep(REREAD_PAUSE / 5);
+                fs::write(path, full).unwrap();
+            })
+        };
+        let loaded = cache.load_blocking(&warn);
+        writer.join().unwrap();
+        assert_eq!(loaded.unwrap().token.access_token.secret(), "whole");
+        assert!(warnings.lock().unwrap().is_empty());
+        // Still broken after the pause: ignored, with one warning.
+        fs::write(&path, "{").unwrap();
+        assert!(cache.load_blocking(&warn).is_none());
+        let said = warnings.lock().unwrap();
+        assert_eq!(said.len(), 1);
+        assert!(said[0].message.contains("not valid JSON"), "{:?}", said[0]);
+    }
+
+    #[test]
+    fn a_cache_file_of_any_bytes_is_loaded_or_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::at(dir.path().join("token.json"));
+        let (_, warn) = collect();
+        for bytes in [&b""[..], b"\xff\xfe", b"{}", b"null", b"[]"] {
+            fs::write(cache.path(), bytes).unwrap();
+            assert!(cache.load_blocking(&warn).is_none());
+        }
+    }
+}

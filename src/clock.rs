@@ -1,0 +1,169 @@
+//! Time: the real Unix clock this crate decides with, the 60-second margin,
+//! and the Python package's clock, which the cache files share.
+//!
+//! CARTO's Python `carto-auth` 0.2.0 stores `expiration =
+//! int((datetime.utcnow() + timedelta(seconds=expires_in)).timestamp())` and
+//! calls a token expired when `datetime.utcnow().timestamp() > expiration`.
+//! `utcnow()` is a naive UTC wall time and `.timestamp()` reads a naive time
+//! as *local* time, so its numbers are the real Unix time shifted by the
+//! local UTC offset at that wall time (DST included): +5 h in New York in
+//! winter, -1 h in Madrid, -5 h 30 in Kolkata. It is consistent with itself
+//! on one machine, so this crate writes `expiration` in that convention
+//! (for the local zone at write time) and keeps the true Unix time in a key
+//! of its own.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+/// A token counts as expired this many seconds before its expiration, so that
+/// a token handed out is not dead on arrival at the API.
+pub const EXPIRY_MARGIN_SECS: i64 = 60;
+
+/// Seconds since the Unix epoch: the real epoch on every machine, unlike the
+/// Python package's clock.
+pub(crate) fn now_unix() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    }
+}
+
+/// Whether a token expiring at `expiration` (Unix seconds) is expired at
+/// `now`, margin included.
+///
+/// ```
+/// use carto_auth::is_expired_at;
+/// assert!(!is_expired_at(1_000, 939));
+/// assert!(is_expired_at(1_000, 940)); // 60 s margin
+/// ```
+pub fn is_expired_at(expiration: i64, now: i64) -> bool {
+    now.saturating_add(EXPIRY_MARGIN_SECS) >= expiration
+}
+
+/// "expires in 23 h 41 min", "expires in 40 s" or "expired".
+pub(crate) fn describe_expiry(expiration: i64, now: i64) -> String {
+    let left = expiration.saturating_sub(now);
+    if left <= 0 {
+        return "expired".into();
+    }
+    let (h, m, s) = (left / 3600, left % 3600 / 60, left % 60);
+    match (h, m) {
+        (0, 0) => format!("expires in {s} s"),
+        (0, m) => format!("expires in {m} min"),
+        (h, m) => format!("expires in {h} h {m} min"),
+    }
+}
+
+/// The machine's zone as the Python package sees it: `TZ`, else
+/// `/etc/localtime`, from the system zone database. An unknown zone
+/// behaves as UTC, as it does for Python's C library.
+pub(crate) fn local_zone() -> TimeZone {
+    TimeZone::system()
+}
+
+/// The number the Python package uses for the real Unix time `real` in
+/// `zone`: the UTC wall time of `real`, read as a wall time of `zone`.
+/// Gaps and folds resolve as Python's `fold=0` does (jiff's "compatible").
+pub(crate) fn to_python(real: i64, zone: &TimeZone) -> i64 {
+    let Ok(ts) = Timestamp::from_second(real) else {
+        return real;
+    };
+    let utc_wall = TimeZone::UTC.to_datetime(ts);
+    zone.to_ambiguous_timestamp(utc_wall)
+        .compatible()
+        .map_or(real, Timestamp::as_second)
+}
+
+/// The real Unix time of a number the Python package wrote in `zone`: its
+/// wall time in `zone`, read as UTC. The inverse of [`to_python`] (outside
+/// the hour a DST gap skips).
+pub(crate) fn from_python(python: i64, zone: &TimeZone) -> i64 {
+    let Ok(ts) = Timestamp::from_second(python) else {
+        return python;
+    };
+    let local_wall = zone.to_datetime(ts);
+    TimeZone::UTC
+        .to_ambiguous_timestamp(local_wall)
+        .compatible()
+        .map_or(python, Timestamp::as_second)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone(name: &str) -> TimeZone {
+        TimeZone::get(name).expect("the system zone database (tzdata)")
+    }
+
+    /// 2026-01-15 12:00:00 UTC and 2026-07-15 12:00:00 UTC.
+    const WINTER: i64 = 1_768_478_400;
+    const SUMMER: i64 = 1_784_116_800;
+
+    #[test]
+    fn python_numbers_are_shifted_by_the_offset_at_that_wall_time() {
+        let h = 3600;
+        for (name, winter, summer) in [
+            ("UTC", 0, 0),
+            ("America/New_York", 5 * h, 4 * h),
+            ("Europe/Madrid", -h, -2 * h),
+            ("Asia/Kolkata", -(5 * h + 30 * 60), -(5 * h + 30 * 60)),
+        ] {
+            let z = zone(name);
+            assert_eq!(to_python(WINTER, &z) - WINTER, winter, "{name} winter");
+            assert_eq!(to_python(SUMMER, &z) - SUMMER, summer, "{name} summer");
+            assert_eq!(from_python(to_python(WINTER, &z), &z), WINTER, "{name}");
+            assert_eq!(from_python(to_python(SUMMER, &z), &z), SUMMER, "{name}");
+        }
+    }
+
+    #[test]
+    fn dst_edges_resolve_as_python_fold_zero() {
+        let ny = zone("America/New_York");
+        // Values computed with CPython 3.11 under TZ=America/New_York:
+        // int(datetime(2026, 3, 8, 2, 30).timestamp()) (a gap) and
+        // int(datetime(2026, 11, 1, 1, 30).timestamp()) (a fold).
+        let gap_wall_as_utc = 1_772_937_000; // 2026-03-08T02:30:00Z
+        assert_eq!(to_python(gap_wall_as_utc, &ny), 1_772_955_000);
+        let fold_wall_as_utc = 1_793_496_600; // 2026-11-01T01:30:00Z
+        assert_eq!(to_python(fold_wall_as_utc, &ny), 1_793_511_000);
+    }
+
+    #[test]
+    fn expiry_has_a_sixty_second_margin() {
+        assert!(!is_expired_at(10_000, 10_000 - 61));
+        assert!(is_expired_at(10_000, 10_000 - 60));
+        assert!(is_expired_at(10_000, 10_001));
+        assert!(!is_expired_at(i64::MAX, i64::MAX - 61));
+        assert!(is_expired_at(i64::MIN, i64::MAX));
+    }
+
+    #[test]
+    fn expiry_reads_like_a_person_would_say_it() {
+        assert_eq!(
+            describe_expiry(100 + 23 * 3600 + 41 * 60 + 5, 100),
+            "expires in 23 h 41 min"
+        );
+        assert_eq!(describe_expiry(100 + 5 * 60, 100), "expires in 5 min");
+        assert_eq!(describe_expiry(140, 100), "expires in 40 s");
+        assert_eq!(describe_expiry(100, 100), "expired");
+        assert_eq!(describe_expiry(0, 100), "expired");
+    }
+
+    #[test]
+    fn now_is_the_real_epoch() {
+        // Within a day of what the file system says: a clock that returned
+        // a local-time number would be off by hours in most zones.
+        let file_now = std::fs::metadata(std::env::temp_dir())
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64);
+        assert!(now_unix() > 1_704_067_200);
+        if let Some(file_now) = file_now {
+            assert!(now_unix() >= file_now - 1);
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The settings a session keeps, to renew its token as it logged in.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::{CacheEntry, CacheLock, TokenCache, Warning};
+use crate::endpoints::Endpoints;
+use crate::error::Result;
+use crate::http::Http;
+use crate::m2m::Credentials;
+use crate::mode::Mode;
+use crate::prompt::{Prompt, warn};
+
+/// What every kind of session shares.
+pub(crate) struct Common {
+    pub(crate) endpoints: Endpoints,
+    pub(crate) cache: Option<TokenCache>,
+    pub(crate) timeout: Duration,
+    /// Where notices and warnings go: the terminal, the notebook, or the
+    /// program's own [`Prompt`].
+    pub(crate) prompt: Arc<dyn Prompt>,
+}
+
+impl Common {
+    pub(crate) fn new(
+        mode: Mode,
+        endpoints: Option<Endpoints>,
+        use_cache: bool,
+        cache_filepath: Option<PathBuf>,
+        timeout: Duration,
+        prompt: Arc<dyn Prompt>,
+    ) -> Result<Common> {
+        let endpoints = match endpoints {
+            Some(e) => e,
+            None => Endpoints::from_env()?,
+        };
+        // With caching off the file is neither read nor written.
+        let cache = match (use_cache, cache_filepath, mode.cache_name()) {
+            (false, _, _) | (true, None, None) => None,
+            (true, Some(path), _) => Some(TokenCache::at(path)),
+            (true, None, Some(name)) => match TokenCache::default_for(name) {
+                Ok(cache) => Some(cache),
+                Err(warning) => {
+                    warn(&*prompt, warning.once_key.as_deref(), &warning.message);
+                    None
+                }
+            },
+        };
+        Ok(Common {
+            endpoints,
+            cache,
+            timeout,
+            prompt,
+        })
+    }
+
+    pub(crate) fn http(&self) -> Result<Http> {
+        Http::new(self.timeout)
+    }
+
+    /// Passes a cache warning on to `log` and the prompt.
+    pub(crate) fn warn(&self, warning: Warning) {
+        warn(&*self.prompt, warning.once_key.as_deref(), &warning.message);
+    }
+
+    /// How long to wait for another process's refresh: its request may take
+    /// the whole timeout.
+    pub(crate) fn lock_wait(&self) -> Duration {
+        self.timeout + Duration::from_secs(5)
+    }
+
+    /// The cache lock, when there is a cache.
+    pub(crate) async fn lock(&self) -> Option<CacheLock> {
+        let cache = self.cache.as_ref()?;
+        cache.lock(self.lock_wait(), &|w| self.warn(w)).await
+    }
+
+    /// The cached entry, when there is a cache and a usable file.
+    pub(crate) async fn load(&self) -> Option<CacheEntry> {
+        let cache = self.cache.as_ref()?;
+        cache.load(&|w| self.warn(w)).await
+    }
+
+    /// Writes an entry; the caller holds the lock.
+    pub(crate) fn save_locked(&self, entry: &CacheEntry) {
+        if let Some(cache) = &self.cache {
+            cache.save(entry, &|w| self.warn(w));
+        }
+    }
+
+    /// Writes an entry under the lock.
+    pub(crate) async fn save(&self, entry: &CacheEntry) {
+        let _lock = self.lock().await;
+        self.save_locked(entry);
+    }
+}
+
+/// The settings of an interactive login, kept to log in again on expiry.
+pub(crate) struct OAuthConfig {
+    pub(crate) common: Common,
+    /// `Some(true)` forces the local flow, `Some(false)` the paste flow,
+    /// `None` guesses from the environment.
+    pub(crate) open_browser: Option<bool>,
+    pub(crate) device_flow: bool,
+    pub(crate) org: Option<String>,
+    pub(crate) api_base_url: Option<String>,
+    pub(crate) login_timeout: Duration,
+    /// Ask the authorization server for its sign-in form even when the
+    /// browser is signed in (`prompt=login`).
+    pub(crate) force_login: bool,
+}
+
+/// The settings of an M2M session, kept to renew its token.
+pub(crate) struct M2mConfig {
+    pub(crate) common: Common,
+    pub(crate) credentials: Credentials,
+}
+
+/// The settings of a session that was given its token.
+pub(crate) struct GivenConfig {
+    pub(crate) common: Common,
+    pub(crate) from_environment: bool,
+}
+
+/// One session's settings, by how it logged in.
+pub(crate) enum Kind {
+    OAuth(Arc<OAuthConfig>),
+    // Boxed: the kinds differ much in size and a session holds one.
+    M2m(Box<M2mConfig>),
+    Given(Box<GivenConfig>),
+}
+
+impl Kind {
+    pub(crate) fn mode(&self) -> Mode {
+        match self {
+            Kind::OAuth(_) => Mode::OAuth,
+            Kind::M2m(_) => Mode::M2m,
+            Kind::Given(_) => Mode::Token,
+        }
+    }
+
+    pub(crate) fn common(&self) -> &Common {
+        match self {
+            Kind::OAuth(config) => &config.common,
+            Kind::M2m(m2m) => &m2m.common,
+            Kind::Given(given) => &given.common,
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! The OAuth 2.0 device authorization grant (RFC 8628) as CARTO's Auth0
+//! tenant speaks it: the device authorization request, the reading of its
+//! answer, and the polling of the token endpoint.
+//!
+//! Auth0 enables the grant per application; whether CARTO enabled it for
+//! its public client is unknown, so it is only tried when asked for, and a
+//! refusal makes the login fall back to the browser or paste flow.
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::endpoints::Endpoints;
+use crate::error::{Error, Grant, Result, Service};
+use crate::http::{Http, describe_json, status_error};
+use crate::secret::DeviceCode;
+use crate::token::{Token, token_from_answer};
+
+/// The grant type of the polling requests.
+pub(crate) const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// RFC 8628's default polling interval.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// What `slow_down` adds to the interval (RFC 8628, 3.5).
+const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+
+/// A started device login: what the user needs and what the poller needs.
+#[derive(Debug)]
+pub(crate) struct DeviceAuthorization {
+    pub(crate) device_code: DeviceCode,
+    /// What the user types at the verification page (not secret).
+    pub(crate) user_code: String,
+    pub(crate) verification_uri: String,
+    /// The page with the code filled in, when the server gives one.
+    pub(crate) verification_uri_complete: Option<String>,
+    pub(crate) expires_in: Duration,
+    pub(crate) interval: Duration,
+}
+
+impl DeviceAuthorization {
+    /// The address to open: the complete one when there is one.
+    pub(crate) fn link(&self) -> &str {
+        self.verification_uri_complete
+            .as_deref()
+            .unwrap_or(&self.verification_uri)
+    }
+}
+
+/// Asks for a device code, with the same `client_id`, `audience` and
+/// `organization` as the authorize URL. `Err` is the reason the login then
+/// falls back to another flow, said to the user in one line.
+pub(crate) async fn request_device_code(
+    http: &Http,
+    endpoints: &Endpoints,
+    org: Option<&str>,
+) -> Result<DeviceAuthorization, String> {
+    let url = endpoints.device_authorization_url();
+    let mut form = vec![
+        ("client_id", endpoints.client_id.as_str()),
+        ("audience", endpoints.audience.as_str()),
+    ];
+    if let Some(org) = org {
+        form.push(("organization", org));
+    }
+    let (status, body) = http
+        .post_form_raw(Service::DeviceAuthorization, &url, &form)
+        .await
+        .map_err(|e| match e {
+            Error::Network { message, .. } => {
+                format!("the device sign-in endpoint did not answer ({message})")
+            }
+            other => other.to_string(),
+        })?;
+    if !(200..300).contains(&status) {
+        let json: Option<Value> = serde_json::from_slice(&body).ok();
+        let error = json
+            .as_ref()
+            .and_then(|j| j.get("error"))
+            .and_then(Value::as_str);
+        return Err(match (status, error) {
+            (
+                _,
+                Some(e @ ("unauthorized_client" | "invalid_client" | "unsupported_grant_type")),
+            ) => {
+                format!("CARTO does not allow the device sign-in for this client ({e})")
+            }
+            (404, _) => "CARTO has no device sign-in endpoint (HTTP 404)".into(),
+            (status, Some(e)) => format!("the device sign-in was refused (HTTP {status}, {e})"),
+            (status, None) => format!("the device sign-in was refused (HTTP {status})"),
+        });
+    }
+    let answer: Value = serde_json::from_slice(&body).map_err(|_| {
+        "the device sign-in endpoint answered with something that is not JSON".to_string()
+    })?;
+    parse_authorization(&answer).ok_or_else(|| {
+        format!(
+            "the device sign-in endpoint answered with {}, not a device code",
+            describe_json(&answer)
+        )
+    })
+}
+
+/// Reads the device authorization answer; `None` when a required field is
+/// missing.
+pub(crate) fn parse_authorization(answer: &Value) -> Option<DeviceAuthorization> {
+    let text = |key: &str| {
+        answer
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let seconds = |key: &str| {
+        answer
+            .get(key)
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+            .map(Duration::from_secs)
+    };
+    let is_web = |u: &String| u.starts_with("https://") || u.starts_with("http://");
+    Some(DeviceAuthorization {
+        device_code: DeviceCode::new(text("device_code")?),
+        user_code: text("user_code")?,
+        verification_uri: text("verification_uri").filter(is_web)?,
+        verification_uri_complete: text("verification_uri_complete").filter(is_web),
+        expires_in: seconds("expires_in").filter(|d| !d.is_zero())?,
+        interval: seconds("interval")
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_INTERVAL),
+    })
+}
+
+/// One polling answer, judged by its `error` (Auth0 answers 403, or 429
+/// for `slow_down`: the status alone says little).
+#[derive(Debug)]
+pub(crate) enum Poll {
+    Token(Token),
+    Pending,
+    SlowDown,
+    Expired,
+    Denied(Option<String>),
+    /// Worth another try at the next interval (a network blip, a 5xx).
+    Transient(Error),
+    Failed(Error),
+}
+
+/// Classifies a polling answer.
+pub(crate) fn classify(url: &str, status: u16, body: &[u8]) -> Poll {
+    let service = Service::Token(Grant::DeviceCode);
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    if (200..300).contains(&status) {
+        return match json {
+            Some(answer) => match token_from_answer(service, url.into(), &answer) {
+                Ok(token) => Poll::Token(token),
+                Err(e) => Poll::Failed(e),
+            },
+            None => Poll::Failed(Error::InvalidResponse {
+                service,
+                url: url.into(),
+                expected: "JSON with access_token and expires_in",
+                got: format!("HTTP {status} and {}", crate::http::describe_body(body)),
+            }),
+        };
+    }
+    let field = |k: &str| {
+        json.as_ref()
+            .and_then(|j| j.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    match field("error").as_deref() {
+        Some("authorization_pending") => Poll::Pending,
+        Some("slow_down") => Poll::SlowDown,
+        Some("expired_token") => Poll::Expired,
+        Some("access_denied") => Poll::Denied(field("error_description")),
+        _ if status >= 500 => Poll::Transient(status_error(service, url, status, body)),
+        _ => Poll::Failed(status_error(service, url, status, body)),
+    }
+}
+
+/// Polls the token endpoint once.
+pub(crate) async fn poll_once(
+    http: &Http,
+    endpoints: &Endpoints,
+    device_code: &DeviceCode,
+) -> Poll {
+    let url = endpoints.token_url();
+    let form = [
+        ("grant_type", GRANT_TYPE),
+        ("device_code", device_code.secret()),
+        ("client_id", endpoints.client_id.as_str()),
+    ];
+    match http
+        .post_form_raw(Service::Token(Grant::DeviceCode), &url, &form)
+        .await
+    {
+        Ok((status, body)) => classify(&url, status, &body),
+        Err(e @ Error::Network { .. }) => Poll::Transient(e),
+        Err(e) => Poll::Failed(e),
+    }
+}
+
+/// Polls every `interval` (plus 5 s after each `slow_down`) until a token,
+/// a final answer, or `deadline` (the code's lifetime or the login timeout,
+/// whichever is sooner).
+pub(crate) async fn poll_until<F, Fut>(
+    mut interval: Duration,
+    deadline: Duration,
+    mut poll: F,
+) -> Result<Token>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Poll>,
+{
+    let start = tokio::time::Instant::now();
+    let mut last_transient = None;
+    loop {
+        tokio::time::sleep(interval).await;
+        if start.elapsed() > deadline {
+            return Err(last_transient.unwrap_or(Error::DeviceCodeExpired { waited: deadline }));
+        }
+        match poll().await {
+            Poll::Token(token) => return Ok(token),
+            Poll::Pending => last_transient = None,
+            Poll::SlowDown => interval += SLOW_DOWN_STEP,
+            Poll::Transient(e) => {
+                log::debug!("device sign-in: polling failed, trying again: {e}");
+                last_transient = Some(e);
+            }
+            Poll::Expired => {
+                return Err(Error::DeviceCodeExpired {
+                    waited: start.elapsed(),
+                });
+            }
+            Poll::Denied(description) => {
+                return Err(Error::Authorization {
+                    error: "access_denied".into(),
+                    description,
+                });
+            }
+            Poll::Failed(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::{Arc, Mutex};
+
+    fn answer(v: Value) -> Vec<u8> {
+        v.to_string().into_bytes()
+    }
+
+    #[test]
+    fn a_device_authorization_answer_is_read_with_defaults() {
+        let a = parse_authorization(&json!({
+            "device_code": "Ag_EE...ko1p", "user_code": "QTZL-MCBW",
+            "verification_uri": "https://auth.carto.com/activate",
+            "verification_uri_complete": "https://auth.carto.com/activate?user_code=QTZL-MCBW",
+            "expires_in": 900
+        }))
+        .unwrap();
+        assert_eq!(a.user_code, "QTZL-MCBW");
+        assert_eq!(a.interval, DEFAULT_INTERVAL);
+        assert_eq!(a.expires_in, Duration::from_secs(900));
+        assert_eq!(
+            a.link(),
+            "https://auth.carto.com/activate?user_code=QTZL-MCBW"
+        );
+        assert_eq!(format!("{:?}", a.device_code), "DeviceCode([redacted])");
+
+        let b = parse_authorization(&json!({
+            "device_code": "d", "user_code": "U", "verification_uri": "https://x/activate",
+            "verification_uri_complete": "javascript:alert(1)", "expires_in": 60, "interval": 2
+        }))
+        .unwrap();
+        assert_eq!(
+            (b.link(), b.interval),
+            ("https://x/activate", Duration::from_secs(2))
+        );
+        for missing in ["device_code", "user_code", "verification_uri", "expires_in"] {
+            let mut v = json!({"device_code": "d", "user_code": "U", "verification_uri": "https://x", "expires_in": 60});
+            v.as_object_mut().unwrap().remove(missing);
+            assert!(parse_authorization(&v).is_none(), "{missing}");
+        }
+    }
+
+    #[test]
+    fn polling_answers_are_judged_by_their_error() {
+        let p = |status, v: Value| classify("u", status, &answer(v));
+        assert!(matches!(
+            p(403, json!({"error": "authorization_pending"})),
+            Poll::Pending
+        ));
+        assert!(matches!(
+            p(429, json!({"error": "slow_down"})),
+            Poll::SlowDown
+        ));
+        assert!(matches!(
+            p(403, json!({"error": "expired_token"})),
+            Poll::Expired
+        ));
+        assert!(matches!(
+            p(403, json!({"error": "access_denied", "error_description": "User refused"})),
+            Poll::Denied(Some(d)) if d == "User refused"
+        ));
+        assert!(matches!(
+            p(400, json!({"error": "invalid_grant"})),
+            Poll::Failed(_)
+        ));
+        assert!(matches!(p(502, json!({})), Poll::Transient(_)));
+        assert!(matches!(
+            p(200, json!({"access_token": "t", "expires_in": 60})),
+            Poll::Token(t) if t.access_token.secret() == "t"
+        ));
+        assert!(matches!(classify("u", 200, b"<html>"), Poll::Failed(_)));
+    }
+
+    /// A scripted token endpoint: the answers in order, and when each poll
+    /// came (in the paused clock's time).
+    fn script(
+        answers: Vec<Poll>,
+    ) -> (
+        Arc<Mutex<Vec<Duration>>>,
+        impl FnMut() -> std::future::Ready<Poll>,
+    ) {
+        let start = tokio::time::Instant::now();
+        let times = Arc::new(Mutex::new(Vec::new()));
+        let seen = times.clone();
+        let mut answers = answers.into_iter();
+        (times, move || {
+            seen.lock().unwrap().push(start.elapsed());
+            std::future::ready(answers.next().unwrap_or(Poll::Pending))
+        })
+    }
+
+    fn token() -> Poll {
+        classify(
+            "u",
+            200,
+            &answer(json!({"access_token": "tok", "expires_in": 60})),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn polling_waits_the_interval_and_slows_down_when_told() {
+        let (times, poll) = script(vec![Poll::Pending, Poll::SlowDown, Poll::Pending, token()]);
+        let got = poll_until(Duration::from_secs(5), Duration::from_secs(900), poll).await;
+        assert_eq!(got.unwrap().access_token.secret(), "tok");
+        let secs: Vec<u64> = times
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Duration::as_secs)
+            .collect();
+        // slow_down adds 5 s to this and every later interval (RFC 8628, 3.5).
+        assert_eq!(secs, [5, 10, 20, 30]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn final_answers_end_the_polling_with_their_error() {
+        let (_, poll) = script(vec![Poll::Pending, Poll::Expired]);
+        let e = poll_until(Duration::from_secs(1), Duration::from_secs(60), poll).await;
+        assert!(matches!(e, Err(Error::DeviceCodeExpired { .. })), "{e:?}");
+        let (_, poll) = script(vec![Poll::Denied(None)]);
+        let e = poll_until(Duration::from_secs(1), Duration::from_secs(60), poll).await;
+        assert!(
+            matches!(e, Err(Error::Authorization { ref error, .. }) if error == "access_denied"),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_ends_a_login_nobody_approves() {
+        let (times, poll) = script(vec![]);
+        let e = poll_until(Duration::from_secs(5), Duration::from_secs(20), poll).await;
+        assert!(matches!(e, Err(Error::DeviceCodeExpired { .. })), "{e:?}");
+        assert_eq!(times.lock().unwrap().len(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn network_blips_are_polled_through_and_reported_at_the_deadline() {
+        let blip = || {
+            Poll::Transient(Error::Network {
+                service: Service::Token(Grant::DeviceCode),
+                url: "u".into(),
+                message: "connection refused".into(),
+            })
+        };
+        let (_, poll) = script(vec![blip(), Poll::Pending, token()]);
+        assert!(
+            poll_until(Duration::from_secs(1), Duration::from_secs(60), poll)
+                .await
+                .is_ok()
+        );
+        let (_, poll) = script((0..100).map(|_| blip()).collect());
+        let e = poll_until(Duration::from_secs(1), Duration::from_secs(5), poll).await;
+        assert!(matches!(e, Err(Error::Network { .. })), "{e:?}");
+    }
+}

@@ -1,0 +1,261 @@
+//! CARTO's SQL API: one query call for every connection of the
+//! organization (the CARTO Data Warehouse is `carto_dw`).
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use crate::auth::CartoAuth;
+use crate::error::{Error, Result, Service};
+use crate::http::{Http, describe_body, describe_json};
+use crate::query::{Column, QueryResult};
+use crate::runtime::{Call, block_on};
+
+/// Synchronous queries run for up to about a minute at CARTO; a request
+/// must outlast that to see the answer (or CARTO's own timeout error).
+const SQL_TIMEOUT: Duration = Duration::from_secs(75);
+
+impl CartoAuth {
+    /// Runs a query through CARTO's SQL API on one of the organization's
+    /// connections (`"carto_dw"` for the CARTO Data Warehouse), renewing
+    /// the token first when it has expired.
+    ///
+    /// The query is POSTed, so the result is fresh: CARTO caches the answers
+    /// of `GET` queries for up to a year. Synchronous queries stop after
+    /// about a minute and 200,000 rows.
+    ///
+    /// ```no_run
+    /// let auth = carto_auth::CartoAuth::from_oauth()?;
+    /// let result = auth.sql_query("carto_dw", "SELECT 1 AS one")?;
+    /// assert_eq!(result.rows()[0]["one"], 1);
+    /// # Ok::<(), carto_auth::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Sql`] quoting CARTO's `error` and naming the connection (a
+    /// 404 for an unknown connection; 401/403 to log in again or check the
+    /// connection's permissions); [`Error::NoApiBaseUrl`]; the token's.
+    pub fn sql_query(&self, connection: &str, sql: &str) -> Result<QueryResult> {
+        block_on(
+            Call {
+                name: "CartoAuth::sql_query",
+                twin: "sql_query_async",
+            },
+            self.sql_query_async(connection, sql),
+        )?
+    }
+
+    /// [`sql_query`](Self::sql_query) for async programs.
+    pub async fn sql_query_async(&self, connection: &str, sql: &str) -> Result<QueryResult> {
+        self.sql_query_with_async(connection, sql, Value::Null)
+            .await
+    }
+
+    /// [`sql_query`](Self::sql_query) with CARTO's `queryParameters`: a
+    /// JSON object for named parameters (`@name` on BigQuery and the CARTO
+    /// Data Warehouse, `:name` on others), or an array for positional ones
+    /// (`?`, `$1`). [`json!`](crate::json) is re-exported for them.
+    ///
+    /// ```no_run
+    /// use carto_auth::json;
+    /// let auth = carto_auth::CartoAuth::from_oauth()?;
+    /// let big = auth.sql_query_with(
+    ///     "carto_dw",
+    ///     "SELECT name FROM `carto-demo-data.demo_tables.populated_places` WHERE pop_max > @min",
+    ///     json!({"min": 10_000_000}),
+    /// )?;
+    /// # Ok::<(), carto_auth::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`sql_query`](Self::sql_query).
+    pub fn sql_query_with(
+        &self,
+        connection: &str,
+        sql: &str,
+        params: Value,
+    ) -> Result<QueryResult> {
+        block_on(
+            Call {
+                name: "CartoAuth::sql_query_with",
+                twin: "sql_query_with_async",
+            },
+            self.sql_query_with_async(connection, sql, params),
+        )?
+    }
+
+    /// [`sql_query_with`](Self::sql_query_with) for async programs.
+    pub async fn sql_query_with_async(
+        &self,
+        connection: &str,
+        sql: &str,
+        params: Value,
+    ) -> Result<QueryResult> {
+        let base = self.api_base_url_or_error()?;
+        let url = query_url(base, connection)?;
+        let token = self.token_async().await?;
+        let mut body = json!({"q": sql});
+        if !params.is_null() {
+            body["queryParameters"] = params;
+        }
+        let http = Http::new(self.request_timeout().max(SQL_TIMEOUT))?;
+        let (status, answer) = http
+            .post_json_raw(Service::SqlApi, &url, &token, &body)
+            .await?;
+        if !(200..300).contains(&status) {
+            return Err(sql_error(connection, status, &answer));
+        }
+        parse_answer(&url, &answer)
+    }
+}
+
+/// `{api}/v3/sql/{connection}/query`, the connection name encoded as one
+/// path segment (a `/` or `?` in it cannot reach another endpoint).
+fn query_url(api_base_url: &str, connection: &str) -> Result<String> {
+    let invalid = |reason| Error::InvalidSetting {
+        what: "the API base URL".into(),
+        value: api_base_url.into(),
+        reason,
+    };
+    let mut url = url::Url::parse(api_base_url).map_err(|_| {
+        invalid("an http(s) URL such as https://gcp-us-east1.api.carto.com was expected")
+    })?;
+    url.path_segments_mut()
+        .map_err(|()| invalid("it cannot have a path"))?
+        .pop_if_empty()
+        .extend(["v3", "sql", connection, "query"]);
+    Ok(url.to_string())
+}
+
+/// CARTO's error answer, quoted, with the connection and what to check.
+fn sql_error(connection: &str, status: u16, body: &[u8]) -> Error {
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    let message = json.as_ref().and_then(|j| match j.get("error") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Some(other) => Some(other.to_string()),
+        None => j.get("message").and_then(Value::as_str).map(str::to_string),
+    });
+    Error::Sql {
+        connection: connection.to_string(),
+        status,
+        message: message
+            .map(|m| m.chars().take(500).collect())
+            .or_else(|| Some(describe_body(body))),
+    }
+}
+
+/// `{"rows": [{...}], "schema": [{"name", "type"}], "meta": {...}}` as a
+/// result: columns in the schema's order, each row's values in that order.
+fn parse_answer(url: &str, body: &[u8]) -> Result<QueryResult> {
+    let invalid = |got: String| Error::InvalidResponse {
+        service: Service::SqlApi,
+        url: url.to_string(),
+        expected: "JSON with rows and schema",
+        got,
+    };
+    let answer: Value = serde_json::from_slice(body)
+        .map_err(|_| invalid(format!("HTTP 200 and {}", describe_body(body))))?;
+    let (Some(rows), Some(schema)) = (
+        answer.get("rows").and_then(Value::as_array),
+        answer.get("schema").and_then(Value::as_array),
+    ) else {
+        return Err(invalid(describe_json(&answer)));
+    };
+    let mut columns: Vec<Column> = schema
+        .iter()
+        .filter_map(|field| {
+            let name = field.get("name")?.as_str()?;
+            let type_name = field.get("type").and_then(Value::as_str).unwrap_or("");
+            Some(Column::new(name, type_name))
+        })
+        .collect();
+    // A row key the schema does not list (an old server, say) still shows.
+    let mut extra: Vec<String> = Vec::new();
+    for row in rows.iter().filter_map(Value::as_object) {
+        for key in row.keys() {
+            if !columns.iter().any(|c| c.name() == key) && !extra.contains(key) {
+                extra.push(key.clone());
+            }
+        }
+    }
+    columns.extend(extra.into_iter().map(|name| Column::new(name, "")));
+    let values = rows
+        .iter()
+        .map(|row| {
+            let mut row: Map<String, Value> = row.as_object().cloned().unwrap_or_default();
+            columns
+                .iter()
+                .map(|c| row.remove(c.name()).unwrap_or(Value::Null))
+                .collect()
+        })
+        .collect();
+    Ok(QueryResult::new(
+        columns,
+        values,
+        answer.get("meta").cloned().unwrap_or(Value::Null),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_is_one_encoded_path_segment() {
+        assert_eq!(
+            query_url("https://gcp-us-east1.api.carto.com", "carto_dw").unwrap(),
+            "https://gcp-us-east1.api.carto.com/v3/sql/carto_dw/query"
+        );
+        assert_eq!(
+            query_url("http://127.0.0.1:9/api/", "my conn/../x?y#z").unwrap(),
+            "http://127.0.0.1:9/api/v3/sql/my%20conn%2F..%2Fx%3Fy%23z/query"
+        );
+        assert!(query_url("not a url", "c").is_err());
+    }
+
+    #[test]
+    fn an_answer_becomes_columns_in_schema_order_and_rows_in_that_order() {
+        let body = br#"{"rows": [{"b": 2, "a": "x"}, {"a": null}],
+            "schema": [{"name": "a", "type": "string"}, {"name": "b", "type": "number"}],
+            "meta": {"cacheHit": true, "totalBytesProcessed": "10"}}"#;
+        let r = parse_answer("u", body).unwrap();
+        let names: Vec<&str> = r.columns().iter().map(Column::name).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(r.rows()[0].values(), [Value::from("x"), Value::from(2)]);
+        assert_eq!(r.rows()[1].values(), [Value::Null, Value::Null]);
+        assert_eq!(r.meta()["cacheHit"], true);
+        assert!(matches!(
+            parse_answer("u", b"{}"),
+            Err(Error::InvalidResponse { .. })
+        ));
+        assert!(matches!(
+            parse_answer("u", b"<html>"),
+            Err(Error::InvalidResponse { .. })
+        ));
+    }
+
+    #[test]
+    fn errors_quote_carto_and_name_the_connection() {
+        let e = sql_error(
+            "carto_dw",
+            400,
+            br#"{"error": "Syntax error: Unexpected keyword FORM at [1:10]"}"#,
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("\"carto_dw\"") && msg.contains("Unexpected keyword FORM"),
+            "{msg}"
+        );
+        let msg = sql_error("nope", 404, br#"{"error": "Connection not found"}"#).to_string();
+        assert!(msg.contains("no connection named \"nope\""), "{msg}");
+        let msg = sql_error("c", 502, b"<html>bad gateway</html>").to_string();
+        assert!(msg.contains("HTTP 502") && msg.contains("HTML"), "{msg}");
+    }
+}
