@@ -10,7 +10,7 @@ use crate::prompt::{Flow, LoginInstructions, instructions_text};
 const QR_LABEL: &str = "QR code of the sign-in address, to open it on a phone";
 /// The device code: large, monospace, spaced, unmistakable.
 const USER_CODE: &str = "font-family:var(--jp-code-font-family,ui-monospace,monospace);\
-    font-size:2.1em;font-weight:700;letter-spacing:.18em;padding:6px 14px;margin:6px 0 10px 0;\
+    font-size:2.5em;font-weight:700;letter-spacing:.18em;padding:6px 14px;margin:6px 0 10px 0;\
     display:inline-block;border:2px solid var(--jp-border-color1,rgba(128,128,128,.6));\
     border-radius:8px;background:var(--jp-layout-color2,rgba(128,128,128,.12));color:inherit";
 
@@ -350,7 +350,7 @@ mod tests {
         let html = login_card(&device(), NOW + 60);
         assert!(html.contains("aria-label=\"sign-in code\""), "{html}");
         assert!(html.contains(">QTZL-MCBW</div>"), "{html}");
-        assert!(html.contains("font-size:2.1em"), "{html}");
+        assert!(html.contains("font-size:2.5em"), "{html}");
         assert!(html.contains(">Open the sign-in page</a>"), "{html}");
         assert!(html.contains("href=\"https://auth.carto.com/activate?user_code=QTZL-MCBW\""));
         assert!(html.contains("<svg role=\"img\""), "{html}");

@@ -474,6 +474,9 @@ fn sql_hint(status: u16, connection: &str) -> String {
             "there is no connection named {connection:?} for this account: check its name in \
              CARTO Workspace > Connections (the CARTO Data Warehouse is \"carto_dw\") and the API base URL"
         ),
+        500..=599 => "CARTO (or a gateway on the way) failed to answer; try again in a \
+                      moment, and if it persists check CARTO's status page"
+            .to_string(),
         _ => "check the SQL and the connection".to_string(),
     }
 }

@@ -110,3 +110,12 @@ fn verdict(verdict: Verdict) -> CallbackVerdict {
         Verdict::WrongIssuer(iss) => CallbackVerdict::Denied(format!("wrong issuer {iss}")),
     }
 }
+
+/// A `getQueryResults` answer (JSON bytes) as the CARTO Data Warehouse
+/// client reads it: parsed into google-bigquery2's types, then every row
+/// decoded by the schema. The decoded rows, or why the page is refused.
+/// Feature `carto-dw`.
+#[cfg(feature = "carto-dw")]
+pub fn decode_bigquery_page(body: &[u8]) -> Result<Vec<Vec<serde_json::Value>>, String> {
+    crate::dw::decode_page(body)
+}

@@ -151,7 +151,7 @@ impl Http {
 /// platform's roots, made once per process. It is handed to reqwest as is,
 /// so the process-wide default provider stays unset for the host program
 /// (and any other `:dep` of the same kernel) to install its own.
-fn tls_config() -> Result<rustls::ClientConfig> {
+pub(crate) fn tls_config() -> Result<rustls::ClientConfig> {
     static CONFIG: OnceLock<std::result::Result<rustls::ClientConfig, String>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {

@@ -1,18 +1,23 @@
 //! Log in to [CARTO](https://carto.com) from Rust: from evcxr Jupyter
-//! notebooks, scripts, CLIs and ETL services.
+//! notebooks, scripts, CLIs and ETL services, then query its data.
 //!
 //! The Rust counterpart of CARTO's Python package `carto-auth`: the same
 //! requests, the same token cache files (`~/.carto-auth/token_oauth.json`
-//! and `token_m2m.json`), so a user switching between the two never logs in
-//! twice.
+//! and `token_m2m.json`), read and written so that a user switching between
+//! the two never logs in twice, whatever the machine's time zone.
 //!
 //! # Contents
 //! - [Interactive login](#interactive-login) (OAuth 2.0 + PKCE)
-//! - [Notebooks on remote kernels](#notebooks-on-remote-kernels)
+//! - [Notebooks on remote kernels](#notebooks-on-remote-kernels): paste,
+//!   device code, two steps
 //! - [Machine to machine](#machine-to-machine-m2m)
+//! - [Tokens from elsewhere](#tokens-from-elsewhere): `CARTO_API_TOKEN`,
+//!   [`CartoAuth::from_token`]
+//! - [Data](#data): the SQL API and the CARTO Data Warehouse
 //! - [Async programs](#async-programs)
 //! - [The token cache](#the-token-cache)
 //! - [Pointing at another CARTO](#pointing-at-another-carto)
+//! - [Security](#security)
 //! - [Cargo features](#cargo-features)
 //!
 //! # Interactive login
@@ -27,13 +32,16 @@
 //! let layer = auth.get_layer_credentials()?; // for deck.gl's CartoLayer
 //! # Ok::<(), carto_auth::Error>(())
 //! ```
-//! A cached token that is still good is used without asking. Otherwise a
-//! browser on this machine is opened and a loopback server on
-//! `localhost:10000` receives its redirect (with a `state` that is checked);
-//! where no local browser can take part (JupyterHub, Binder, SSH, Colab,
-//! Databricks, no display), the authorize URL is shown and the user pastes
-//! back the address CARTO showed them, or the code on it. Inside evcxr the
-//! answer is read through the notebook's input box.
+//! `CARTO_API_TOKEN` is used when set; else a cached token that is still
+//! good; else a browser on this machine is opened and a loopback server on
+//! `localhost:10000` (127.0.0.1 and `[::1]`) receives its redirect, with a
+//! `state` that is checked, and closes the moment the login ends. Where no
+//! local browser can take part (JupyterHub, Binder, SSH, Colab, Databricks,
+//! Codespaces, VS Code remotes, no display), the authorize URL is shown and
+//! the user pastes back the address CARTO showed them, or the code on it.
+//! A slip (an empty answer, a code copied short, a network error during the
+//! exchange) is explained in one line and asked again, up to three times,
+//! with the same PKCE verifier.
 //!
 //! Options go through the builder:
 //! ```no_run
@@ -45,13 +53,23 @@
 //!     .login()?;
 //! # Ok::<(), carto_auth::Error>(())
 //! ```
+//! `.force_login(true)` signs in anew and asks CARTO to show its sign-in
+//! form (`prompt=login`), to switch accounts.
 //!
 //! # Notebooks on remote kernels
 //! A cell that waits cannot show rich output until it ends, and some
-//! front ends send no input to the kernel at all. The two-step login works
-//! everywhere: the first cell returns a [`PendingLogin`] (shown as a login
-//! card with a sign-in button and a QR code: end the cell with `login`), the
-//! next finishes it. A [`CartoAuth`] at the end of a cell shows a status card.
+//! front ends send no input to the kernel. Three ways work there:
+//! - the one-liner above: the sign-in address, a QR code and an input box
+//!   are streamed while the cell waits;
+//! - the device flow, `CartoAuth::oauth().device_flow(true).login()?`: the
+//!   cell shows a short code and a link, the user approves it on any device
+//!   (a phone), and the cell finishes by itself, with no input at all. It
+//!   depends on CARTO allowing the OAuth device grant for its public
+//!   client; where it does not, the login says so and goes on with the
+//!   paste flow;
+//! - the two-step login: the first cell returns a [`PendingLogin`] (shown
+//!   as a login card with a sign-in button and a QR code: end the cell with
+//!   `login`), the next finishes it.
 //! ```no_run
 //! # use carto_auth::CartoAuth;
 //! let login = CartoAuth::oauth().open_browser(false).begin()?;
@@ -60,8 +78,9 @@
 //! let auth = login.complete("https://app.carto.com/auth/token?code=...")?;
 //! # Ok::<(), carto_auth::Error>(())
 //! ```
-//! With a local browser, [`PendingLogin::wait`] returns once the browser has
-//! come back.
+//! With a local browser or the device flow, [`PendingLogin::wait`] returns
+//! once the user is signed in. A [`CartoAuth`] at the end of a cell shows a
+//! status card, a [`QueryResult`] a table.
 //!
 //! # Machine to machine (M2M)
 //! For jobs, with the credentials file of a CARTO M2M application:
@@ -71,10 +90,47 @@
 //! # Ok::<(), carto_auth::Error>(())
 //! ```
 //!
+//! # Tokens from elsewhere
+//! As CARTO's own CLI does, an API Access Token in `CARTO_API_TOKEN` (with
+//! `CARTO_API_BASE_URL`) is used by `from_oauth()` before any stored login,
+//! without a prompt or a cache: a notebook then runs unattended in CI
+//! (papermill, nbclient). A token at hand makes a session directly:
+//! ```
+//! let auth = carto_auth::CartoAuth::from_token("eyJhbGciOi...", "https://gcp-us-east1.api.carto.com");
+//! ```
+//! Such a session cannot be renewed: once the token has expired (its JWT
+//! `exp` says when), [`CartoAuth::get_access_token`] is an
+//! [`Error::TokenExpired`].
+//!
+//! # Data
+//! CARTO's SQL API runs a query on any connection of the organization
+//! (`carto_dw` is the CARTO Data Warehouse), fresh (POST, never the cached
+//! GET), with the token renewed first when needed:
+//! ```no_run
+//! use carto_auth::{CartoAuth, json};
+//! let auth = CartoAuth::from_oauth()?;
+//! let result = auth.sql_query_with(
+//!     "carto_dw",
+//!     "SELECT name, pop_max FROM `carto-demo-data.demo_tables.populated_places` WHERE pop_max > @min",
+//!     json!({"min": 10_000_000}),
+//! )?;
+//! for row in result.rows() {
+//!     println!("{} {}", row["name"], row["pop_max"]);
+//! }
+//! # Ok::<(), carto_auth::Error>(())
+//! ```
+//! With feature `carto-dw`, [`CartoAuth::get_carto_dw_client`] gives the
+//! Python extra's `get_carto_dw_client()`: BigQuery on the CARTO Data
+//! Warehouse, whose token is fetched again when it is 55 minutes old or
+//! refused, queries in standard SQL decoded by column type, and
+//! [`CartoDwClient::bigquery`] for everything else BigQuery does.
+//!
 //! # Async programs
 //! Every blocking call has an `_async` twin; both run the same code. The
-//! blocking calls also work inside a tokio runtime (an evcxr async cell,
-//! `#[tokio::main]`): they then run on a helper thread instead of panicking.
+//! blocking calls also work inside a multi-thread tokio runtime (an evcxr
+//! async cell, `#[tokio::main]`); inside a current-thread runtime, where
+//! blocking could deadlock, they return at once an
+//! [`Error::BlockingInAsync`] that names the twin.
 //! ```no_run
 //! # async fn job() -> carto_auth::Result<()> {
 //! let auth = carto_auth::CartoAuth::m2m("carto_credentials.json").login_async().await?;
@@ -84,31 +140,41 @@
 //!
 //! # The token cache
 //! The Python package's files and JSON (`api_base_url`, `access_token`,
-//! `expiration`), written atomically (temporary file, then rename) with
-//! mode 0600 in a 0700 directory, under a lock shared by every process that
-//! uses this crate. A token counts as expired 60 seconds early. A broken
-//! cache file is reported and ignored, never fatal. An M2M token is reused
-//! only by the credentials that made it. [`CachedToken`] reads a cache file
-//! without logging in.
+//! `expiration`), with `expiration` in the Python package's own clock (a
+//! naive UTC time read as local time, off by the machine's UTC offset) and
+//! the true Unix expiry in a key of ours, `expiration_unix`, which it
+//! ignores; for JWT access tokens their `exp` claim decides. A cached token
+//! is reused only by the M2M application it belongs to (the token's `azp`)
+//! and, on renewal, only by the same person (`sub`). Files are written
+//! atomically (temporary file, then rename) with mode 0600 in a 0700
+//! directory, through a symbolic link when the path is one, under a lock
+//! shared by every process that uses this crate. A token counts as expired
+//! 60 seconds early. A broken cache file is reported and ignored, never
+//! fatal. [`CachedToken`] reads a cache file without logging in.
 //!
 //! # Pointing at another CARTO
 //! [`Endpoints`] holds every URL; `CARTO_AUTH_URL`, `CARTO_ACCOUNTS_URL`,
 //! `CARTO_AUTH_REDIRECT_URI` and `CARTO_AUTH_PASTE_REDIRECT_URI` override
-//! them. `CARTO_AUTH_OPEN_BROWSER=0|1` overrides the guess about a local
-//! browser.
+//! them, `CARTO_BIGQUERY_URL` the BigQuery API root.
+//! `CARTO_AUTH_OPEN_BROWSER=0|1` overrides the guess about a local
+//! browser, `CARTO_AUTH_DEVICE_FLOW=1` turns the device flow on.
 //!
 //! # Security
-//! Tokens, client secrets, PKCE verifiers and authorization codes are
-//! [`AccessToken`], [`ClientSecret`], [`CodeVerifier`] and
-//! [`AuthorizationCode`]: their `Debug` is redacted and they have no
-//! `Display`. No error message, log line or display of this crate contains
-//! one. The callback server listens on loopback only and ignores any request
-//! without this login's `state`.
+//! Tokens, client secrets, PKCE verifiers, device codes and authorization
+//! codes are [`AccessToken`], [`ClientSecret`], [`CodeVerifier`],
+//! [`DeviceCode`] and [`AuthorizationCode`]: their `Debug` is redacted and
+//! they have no `Display`. No error message, log line or display of this
+//! crate contains one. The callback server listens on loopback only,
+//! ignores any request without this login's `state`, and refuses an answer
+//! from another issuer (RFC 9207). TLS is rustls with the *ring* provider
+//! and the platform's roots, configured for this crate's clients only: the
+//! process-wide default provider is left to the host program.
 //!
 //! # Cargo features
 //! | feature | default | adds |
 //! | --- | --- | --- |
-//! | `notebook` | yes | evcxr display: `PendingLogin::to_html` (login card with a QR code), `CartoAuth::to_html` (status card), their `evcxr_display`, and a text QR code in the paste flow (qrcode, without its `image` feature) |
+//! | `notebook` | yes | evcxr display: the login card of a [`PendingLogin`], the status card of a [`CartoAuth`], the table of a [`QueryResult`] (`to_html`, `evcxr_display`), and text QR codes while a login waits (qrcode, without its `image` feature) |
+//! | `carto-dw` | no | [`CartoAuth::get_carto_dw_client`]: BigQuery for the CARTO Data Warehouse (google-bigquery2) |
 //! | `cli` | no | the `carto-auth` binary (clap) |
 //! | `fuzzing` | no | not for users: exposes the input parsers to the fuzz targets in `fuzz/` |
 #![forbid(unsafe_code)]
@@ -127,6 +193,8 @@ mod config;
 mod device;
 #[cfg(feature = "notebook")]
 mod display;
+#[cfg(feature = "carto-dw")]
+mod dw;
 mod endpoints;
 mod environment;
 mod error;
@@ -156,8 +224,14 @@ pub use auth::CartoAuth;
 pub use builder::{DEFAULT_LOGIN_TIMEOUT, M2mBuilder, OAuthBuilder};
 pub use cache::CachedToken;
 pub use clock::{EXPIRY_MARGIN_SECS, is_expired_at};
+#[cfg(feature = "carto-dw")]
+pub use dw::{BigQueryHub, CartoDwClient};
 pub use endpoints::Endpoints;
 pub use error::{Error, Grant, Result, Service};
+/// The BigQuery crate behind [`CartoDwClient::bigquery`], for naming its
+/// types. Feature `carto-dw`.
+#[cfg(feature = "carto-dw")]
+pub use google_bigquery2;
 pub use http::DEFAULT_TIMEOUT;
 pub use login::PendingLogin;
 pub use mode::{Mode, TokenSource};

@@ -142,12 +142,15 @@ fn sql_error(connection: &str, status: u16, body: &[u8]) -> Error {
         Some(other) => Some(other.to_string()),
         None => j.get("message").and_then(Value::as_str).map(str::to_string),
     });
+    // JSON without an error text is described by its keys, not as text.
+    let shape = || {
+        json.as_ref()
+            .map_or_else(|| describe_body(body), describe_json)
+    };
     Error::Sql {
         connection: connection.to_string(),
         status,
-        message: message
-            .map(|m| m.chars().take(500).collect())
-            .or_else(|| Some(describe_body(body))),
+        message: Some(message.map_or_else(shape, |m| m.chars().take(500).collect())),
     }
 }
 
@@ -186,16 +189,21 @@ fn parse_answer(url: &str, body: &[u8]) -> Result<QueryResult> {
         }
     }
     columns.extend(extra.into_iter().map(|name| Column::new(name, "")));
-    let values = rows
-        .iter()
-        .map(|row| {
-            let mut row: Map<String, Value> = row.as_object().cloned().unwrap_or_default();
+    let mut values = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let Some(row) = row.as_object() else {
+            return Err(invalid(format!(
+                "a row (row {i}) that is not a JSON object"
+            )));
+        };
+        let mut row: Map<String, Value> = row.clone();
+        values.push(
             columns
                 .iter()
                 .map(|c| row.remove(c.name()).unwrap_or(Value::Null))
-                .collect()
-        })
-        .collect();
+                .collect(),
+        );
+    }
     Ok(QueryResult::new(
         columns,
         values,

@@ -1,11 +1,13 @@
-//! The login card and the status card in a real browser (headless
-//! Chromium), in pages that imitate JupyterLab's light and dark themes: the
-//! sign-in link is what a click at its centre hits and points at the
-//! authorize URL, the QR code has a real size, the text has contrast in both
-//! themes, nothing is fetched. Screenshots go to `target/screenshots/` for
-//! people to look at.
+//! The login cards (paste flow and device flow), the status card and a
+//! query table in a real browser (headless Chromium), in pages that imitate
+//! JupyterLab's light and dark themes: the sign-in link is what a click at
+//! its centre hits and points at the right address, the QR code has a real
+//! size, the device code is large, the table shows 20 rows with numbers on
+//! the right and NULL set apart, the text has contrast in both themes,
+//! nothing is fetched. Screenshots go to `target/screenshots/` for people
+//! to look at.
 //!
-//! Nothing is skipped: without Chromium this fails (`.ci/run` installs it).
+//! Nothing is skipped: without Chromium this fails (`scripts/test` installs it).
 
 mod support;
 
@@ -57,6 +59,29 @@ if (link) {
   Object.assign(out, { href: link.href, target: link.target, rel: link.rel, linkText: link.textContent,
     linkWidth: r.width, linkHeight: r.height, hit: hit === link || link.contains(hit), linkContrast: textContrast(link) });
 }
+const code = card.querySelector('[aria-label="sign-in code"]');
+if (code) {
+  const r = code.getBoundingClientRect();
+  Object.assign(out, { codeText: code.textContent, codeFontPx: parseFloat(getComputedStyle(code).fontSize),
+    codeHeight: r.height, codeWidth: r.width, codeContrast: textContrast(code) });
+}
+const data = card.querySelector('tbody td') ? card.querySelector('tbody').closest('table') : null;
+if (data && data.querySelector('thead')) {
+  out.tableRows = data.querySelectorAll('tbody tr').length;
+  out.headers = [...data.querySelectorAll('thead th')].map(th => th.innerText.replace(/\s+/g, ' ').trim());
+  out.firstRow = [...data.querySelectorAll('tbody tr:first-child td')].map(td => {
+    const span = td.querySelector('span');
+    return { text: td.innerText, align: getComputedStyle(td).textAlign,
+      italic: span ? getComputedStyle(span).fontStyle === 'italic' : false,
+      title: td.querySelector('[title]') ? td.querySelector('[title]').getAttribute('title') : null };
+  });
+  out.cellsByRow = [...data.querySelectorAll('tbody tr')].map(tr => [...tr.querySelectorAll('td')].map(td => {
+    const span = td.querySelector('span');
+    return { text: td.innerText, italic: span ? getComputedStyle(span).fontStyle === 'italic' : false,
+      title: td.querySelector('[title]') ? td.querySelector('[title]').getAttribute('title') : null };
+  }));
+  out.tableWidth = data.getBoundingClientRect().width;
+}
 const svg = card.querySelector('svg');
 if (svg) {
   const r = svg.getBoundingClientRect();
@@ -67,15 +92,6 @@ out.cardWidth = card.getBoundingClientRect().width;
 out.text = card.innerText;
 document.getElementById('results').textContent = JSON.stringify(out);
 "#;
-
-fn chromium() -> PathBuf {
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("Chromium is not installed: run .ci/run, or apt-get install -y chromium")
-        })
-}
 
 /// The card in a page themed like JupyterLab, with the probe after it.
 fn page(card: &str, theme_style: &str) -> String {
@@ -89,7 +105,7 @@ fn page(card: &str, theme_style: &str) -> String {
 /// Runs headless Chromium on `file` with `args` (bounded), returning stdout.
 fn run_chromium(file: &Path, args: &[String]) -> String {
     let profile = tempfile::tempdir().expect("a profile directory");
-    let mut child = Command::new(chromium())
+    let mut child = Command::new(support::tools::chromium())
         .args([
             "--headless",
             "--no-sandbox",
@@ -275,5 +291,164 @@ fn the_cards_render_clickable_and_readable_in_light_and_dark_themes() {
         );
         assert!(number(&found, "cardWidth") <= 720.5, "{theme}: {found}");
         assert_eq!(found["resources"], Value::Array(vec![]), "{theme}");
+    }
+}
+
+/// The device flow's card: the code large enough to read at a glance, the
+/// button to the verification page clickable, the QR code, the time left.
+#[test]
+fn the_device_card_shows_a_large_code_and_a_clickable_link() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let login = CartoAuth::oauth()
+        .device_flow(true)
+        .open_browser(false)
+        .endpoints(fake.endpoints())
+        .cache_filepath(dir.path().join("token_oauth.json"))
+        .begin()
+        .expect("begin a device login");
+    let code = login.user_code().expect("a device code");
+    let html = login.to_html();
+    for (theme, found) in render("device-card", &html) {
+        assert_eq!(
+            found["codeText"].as_str(),
+            Some(code.as_str()),
+            "{theme}: {found}"
+        );
+        assert!(
+            number(&found, "codeFontPx") >= 28.0,
+            "{theme}: a small code: {found}"
+        );
+        assert!(number(&found, "codeContrast") >= 4.5, "{theme}: {found}");
+        assert_eq!(
+            found["href"].as_str(),
+            Some(login.authorize_url()),
+            "{theme}"
+        );
+        assert_eq!(
+            found["hit"], true,
+            "{theme}: the link's centre is covered: {found}"
+        );
+        assert_eq!(found["linkText"], "Open the sign-in page", "{theme}");
+        assert!(number(&found, "linkContrast") >= 4.5, "{theme}: {found}");
+        assert!(number(&found, "qrWidth") >= 150.0, "{theme}: {found}");
+        assert!(number(&found, "textContrast") >= 4.5, "{theme}: {found}");
+        assert_eq!(found["resources"], Value::Array(vec![]), "{theme}");
+        let text = found["text"].as_str().unwrap_or_default();
+        assert!(
+            text.contains("The code expires in") && text.contains("login.wait()?"),
+            "{theme}: {text}"
+        );
+    }
+}
+
+/// A query result as a table: 20 of 30 rows and how many more, types under
+/// the names, numbers on the right, NULL set apart from the text "null",
+/// everything escaped, long values shortened with the full text on hover.
+#[test]
+fn a_query_result_renders_as_a_readable_table() {
+    let fake = FakeCarto::start();
+    let _sql = support::sql_api::install(&fake);
+    let token = fake.mint_token(
+        &support::jwt::Subject::User {
+            sub: support::USER_ANA.into(),
+            org_id: None,
+        },
+        3600,
+    );
+    let auth = CartoAuth::from_token(token, fake.api_base_url());
+    let places = auth
+        .sql_query(
+            "carto_dw",
+            "SELECT name, adm0name AS country, pop_max, ST_ASTEXT(geom) AS wkt FROM \
+             `carto-demo-data.demo_tables.populated_places` ORDER BY pop_max DESC LIMIT 30",
+        )
+        .expect("a query");
+    for (theme, found) in render("places-table", &places.to_html()) {
+        assert_eq!(found["tableRows"], 20, "{theme}: {found}");
+        assert_eq!(
+            found["headers"],
+            serde_json::json!([
+                "name string",
+                "country string",
+                "pop_max number",
+                "wkt string"
+            ]),
+            "{theme}"
+        );
+        let first = &found["firstRow"];
+        assert_eq!(first[2]["text"], "38000000", "{theme}");
+        assert_eq!(first[2]["align"], "right", "{theme}: numbers on the right");
+        assert_eq!(first[0]["align"], "left", "{theme}");
+        assert!(number(&found, "textContrast") >= 4.5, "{theme}: {found}");
+        let text = found["text"].as_str().unwrap_or_default();
+        assert!(
+            text.contains("30 rows × 4 columns") && text.contains("10 more rows"),
+            "{theme}: {text}"
+        );
+        assert_eq!(found["resources"], Value::Array(vec![]), "{theme}");
+    }
+
+    let types = auth
+        .sql_query("carto_dw", support::sql_api::ALL_TYPES)
+        .expect("a query");
+    for (theme, found) in render("types-table", &types.to_html()) {
+        let rows = found["cellsByRow"].as_array().cloned().unwrap_or_default();
+        // Row 2: the text "null" (name) beside a NULL (population).
+        assert_eq!(rows[1][1]["text"], "null", "{theme}");
+        assert_eq!(rows[1][1]["italic"], false, "{theme}");
+        assert_eq!(rows[1][2]["text"], "NULL", "{theme}");
+        assert_eq!(rows[1][2]["italic"], true, "{theme}: NULL is set apart");
+        // Row 3: escaped, shown as text.
+        assert_eq!(rows[2][1]["text"], "Zürich \"quoted\" <b>&</b>", "{theme}");
+        assert_eq!(found["scripts"], 0);
+    }
+
+    // A long value (a GeoJSON geometry, say) is shortened, the whole of it
+    // on hover.
+    let geojson = format!(
+        r#"{{"type":"LineString","coordinates":[{}]}}"#,
+        (0..40)
+            .map(|i| format!("[{i}.5,{i}.25]"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let echoed = auth
+        .sql_query_with(
+            "carto_dw",
+            support::sql_api::ECHO_PARAMETERS,
+            serde_json::json!({ "geojson": geojson }),
+        )
+        .expect("a query");
+    for (theme, found) in render("long-value-table", &echoed.to_html()) {
+        let rows = found["cellsByRow"].as_array().cloned().unwrap_or_default();
+        let cell = &rows[0][2];
+        let shown = cell["text"].as_str().unwrap_or_default();
+        let title = cell["title"].as_str().unwrap_or_default();
+        assert!(
+            shown.ends_with('…') && shown.chars().count() == 80,
+            "{theme}: {cell}"
+        );
+        assert_eq!(title, geojson, "{theme}: the whole value on hover");
+    }
+
+    #[cfg(feature = "carto-dw")]
+    {
+        let bq = support::bigquery::FakeBigQuery::start_for(&fake);
+        let dw = auth
+            .get_carto_dw_client()
+            .expect("a DW client")
+            .bigquery_url(&bq.base)
+            .expect("the fake's URL");
+        let result = dw.query(support::bigquery::ALL_TYPES_SQL).expect("a query");
+        for (theme, found) in render("bigquery-table", &result.to_html()) {
+            assert_eq!(found["tableRows"], 5, "{theme}");
+            let headers = found["headers"].as_array().cloned().unwrap_or_default();
+            assert!(
+                headers.iter().any(|h| h == "record_array ARRAY<RECORD>"),
+                "{theme}: {headers:?}"
+            );
+            assert!(number(&found, "textContrast") >= 4.5, "{theme}: {found}");
+        }
     }
 }

@@ -348,11 +348,17 @@ fn dw_and_layer_credentials() {
     let creds = env.creds();
     let creds = creds.to_str().unwrap();
     let o = env.run(&["dw-credentials", "--m2m", creds]);
-    assert_eq!(out(&o), "carto-dw-ac-fake\ndw-token-fake\n", "{}", err(&o));
+    let first = &env.fake.dw_tokens()[0];
+    assert_eq!(
+        out(&o),
+        format!("carto-dw-ac-fake\n{first}\n"),
+        "{}",
+        err(&o)
+    );
     let o = env.run(&["dw-credentials", "--m2m", creds, "--json"]);
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&out(&o)).unwrap(),
-        serde_json::json!({"projectId": "carto-dw-ac-fake", "token": "dw-token-fake"})
+        serde_json::json!({"projectId": "carto-dw-ac-fake", "token": env.fake.dw_tokens()[1]})
     );
     let o = env.run(&["layer-credentials", "--m2m", creds]);
     let json: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();

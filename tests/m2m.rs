@@ -365,7 +365,7 @@ fn carto_dw_and_layer_credentials() {
     let (_dir, auth) = uncached_login(&fake);
     assert_eq!(
         auth.get_carto_dw_credentials().unwrap(),
-        ("carto-dw-ac-fake".to_string(), "dw-token-fake".to_string())
+        ("carto-dw-ac-fake".to_string(), fake.dw_tokens()[0].clone())
     );
     let dw = fake.requests("/api/v3/connections/carto-dw/token");
     assert_eq!(dw.len(), 1);

@@ -231,6 +231,29 @@ impl ChildSession {
         }
     }
 
+    /// The first line matching `pred` among those not seen yet.
+    pub fn wait_new_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line.1) {
+                        return line.1;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "no new matching line within {timeout:?}; saw:\n{:#?}",
+                        self.seen
+                    );
+                }
+            }
+        }
+    }
+
     pub fn write_line(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().unwrap();
         writeln!(stdin, "{line}").unwrap();

@@ -35,6 +35,8 @@ pub struct Devices {
     pub interval_secs: u64,
     /// The lifetime of a code, in seconds.
     pub expires_in_secs: u64,
+    /// User codes in the order they were issued.
+    pub issued: Vec<String>,
 }
 
 /// What a poll gets.
@@ -59,6 +61,7 @@ impl Devices {
             .map(|b| alphabet[b as usize % alphabet.len()])
             .collect();
         let user_code = format!("{}-{}", &picked[..4], &picked[4..]);
+        self.issued.push(user_code.clone());
         self.grants.insert(
             device_code.clone(),
             Grant {

@@ -37,6 +37,8 @@ pub struct Recorded {
     pub form: Vec<(String, String)>,
     pub body: String,
     pub authorization: Option<String>,
+    /// Every header, names in lower case.
+    pub headers: Vec<(String, String)>,
     pub at: Instant,
 }
 
@@ -58,6 +60,16 @@ impl Recorded {
     }
     pub fn bearer(&self) -> Option<&str> {
         self.authorization.as_deref()?.strip_prefix("Bearer ")
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn content_type(&self) -> Option<&str> {
+        self.header("content-type")
     }
 }
 
@@ -106,6 +118,9 @@ pub(crate) struct State {
     devices: Devices,
     /// Extra routes (the SQL API, say): path prefix to handler.
     pub(crate) extra: Vec<(String, super::Route)>,
+    /// The CARTO Data Warehouse tokens handed out, shared with the fake
+    /// BigQuery (`bigquery.rs`), which accepts only those not revoked.
+    pub(crate) dw: Arc<Mutex<super::bigquery::DwTokens>>,
 }
 
 pub struct FakeCarto {
@@ -145,6 +160,7 @@ impl FakeCarto {
                 ..Devices::default()
             },
             extra: Vec::new(),
+            dw: Arc::default(),
         }));
         let recorded = Arc::new(Condvar::new());
         let fake = FakeCarto {
@@ -305,17 +321,9 @@ impl FakeCarto {
         self.wait_requests("/oauth/device/code", 1, timeout);
         let deadline = Instant::now() + timeout;
         loop {
-            let codes: Vec<String> = self
-                .state
-                .lock()
-                .unwrap()
-                .devices
-                .grants
-                .values()
-                .map(|g| g.user_code.clone())
-                .collect();
-            if let Some(code) = codes.last() {
-                return code.clone();
+            let latest = self.state.lock().unwrap().devices.issued.last().cloned();
+            if let Some(code) = latest {
+                return code;
             }
             assert!(Instant::now() < deadline, "no device code was issued");
             std::thread::sleep(Duration::from_millis(10));
@@ -476,6 +484,16 @@ fn handle(
         .iter()
         .find(|h| h.field.equiv("Authorization"))
         .map(|h| h.value.to_string());
+    let headers = request
+        .headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.to_string().to_ascii_lowercase(),
+                h.value.to_string(),
+            )
+        })
+        .collect();
     let recorded = Recorded {
         method: request.method().to_string(),
         path: path.to_string(),
@@ -483,6 +501,7 @@ fn handle(
         form,
         body,
         authorization,
+        headers,
         at: Instant::now(),
     };
     let fault = {
@@ -584,12 +603,11 @@ fn route(r: &Recorded, state: &Mutex<State>, base: &str, redirect_uri: &str) -> 
             if !bearer_token_ok(&state.lock().unwrap(), r.bearer().unwrap_or("")) {
                 return json_error(401, "Unauthorized", "a valid bearer token is required");
             }
-            (
-                200,
-                r#"{"projectId":"carto-dw-ac-fake","token":"dw-token-fake"}"#.into(),
-                None,
-                "application/json",
-            )
+            // A new Google access token on every call, as CARTO hands out.
+            let dw = state.lock().unwrap().dw.clone();
+            let token = dw.lock().unwrap().issue();
+            let body = json!({"projectId": super::bigquery::DW_PROJECT, "token": token});
+            (200, body.to_string(), None, "application/json")
         }
         ("GET", "/auth/token") => {
             let code = r.query_value("code").unwrap_or("");

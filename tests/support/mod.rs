@@ -6,11 +6,15 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod bigquery;
 mod child;
 mod device;
 mod fake;
 mod http;
 pub mod jwt;
+pub mod places;
+pub mod sql_api;
+pub mod tools;
 
 use std::sync::Arc;
 

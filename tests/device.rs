@@ -1,0 +1,363 @@
+//! The device-style login (OAuth 2.0 device authorization grant) against
+//! the fake CARTO: the device authorization request and its form, every
+//! polling answer (pending, slow_down, expired, denied, approved), the
+//! login timeout, the fallback when CARTO refuses the grant, the two-step
+//! form, the organization, `CARTO_AUTH_DEVICE_FLOW`, and the CLI.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use carto_auth::{CartoAuth, Error, Flow, LoginInstructions, Prompt};
+use support::{ChildSession, FakeCarto, Fault, USER_ANA, child_scenario, spawn_child};
+
+/// A user with a phone: records what the login showed and said; in the
+/// paste flow (a fallback) plays the browser and pastes.
+#[derive(Clone, Default)]
+struct Watcher {
+    shown: Arc<Mutex<Vec<LoginInstructions>>>,
+    notices: Arc<Mutex<Vec<String>>>,
+}
+
+impl Prompt for Watcher {
+    fn show_login(&self, login: &LoginInstructions) {
+        self.shown.lock().unwrap().push(login.clone());
+    }
+    fn ask_code(&self, _: &str) -> std::io::Result<String> {
+        let url = self
+            .shown
+            .lock()
+            .unwrap()
+            .last()
+            .unwrap()
+            .authorize_url
+            .clone();
+        let (_, headers, _) = support::http_get(&url);
+        Ok(support::header(&headers, "location").unwrap())
+    }
+    fn notice(&self, message: &str) {
+        self.notices.lock().unwrap().push(message.to_string());
+    }
+}
+
+fn builder(fake: &FakeCarto, watcher: &Watcher, dir: &std::path::Path) -> carto_auth::OAuthBuilder {
+    CartoAuth::oauth()
+        .device_flow(true)
+        .open_browser(false)
+        .endpoints(fake.endpoints())
+        .cache_filepath(dir.join("token_oauth.json"))
+        .prompt(watcher.clone())
+}
+
+/// Runs the one-line login on a thread; the test plays the phone.
+fn login_in_background(
+    builder: carto_auth::OAuthBuilder,
+) -> std::thread::JoinHandle<Result<CartoAuth, Error>> {
+    std::thread::spawn(move || builder.login())
+}
+
+#[test]
+fn an_approved_code_signs_in_by_itself_with_the_forms_carto_expects() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = Watcher::default();
+    let login = login_in_background(builder(&fake, &watcher, dir.path()));
+    let code = fake.wait_user_code(Duration::from_secs(20));
+    // Two polls while pending, then the approval.
+    fake.wait_requests("/oauth/token", 2, Duration::from_secs(20));
+    fake.approve_device(&code);
+    let auth = login.join().unwrap().unwrap();
+
+    let request = &fake.requests("/oauth/device/code")[0];
+    let mut keys = request.form_keys();
+    keys.sort_unstable();
+    assert_eq!(keys, ["audience", "client_id"]);
+    assert_eq!(request.form_value("client_id"), Some(support::CLIENT_ID));
+    let polls = fake.requests("/oauth/token");
+    assert!(polls.len() >= 3);
+    for poll in &polls {
+        let mut keys = poll.form_keys();
+        keys.sort_unstable();
+        assert_eq!(keys, ["client_id", "device_code", "grant_type"]);
+        assert_eq!(
+            poll.form_value("grant_type"),
+            Some("urn:ietf:params:oauth:grant-type:device_code")
+        );
+    }
+    // The interval (1 s at this fake) was honoured: no slow_down was earned.
+    for pair in polls.windows(2) {
+        assert!(
+            pair[1].at - pair[0].at >= Duration::from_millis(900),
+            "polled too fast"
+        );
+    }
+
+    let shown = watcher.shown.lock().unwrap();
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].flow, Flow::DeviceCode);
+    assert_eq!(shown[0].user_code.as_deref(), Some(code.as_str()));
+    assert_eq!(
+        shown[0].authorize_url,
+        format!("{}/activate?user_code={code}", fake.base)
+    );
+    assert_eq!(
+        shown[0].verification_uri.as_deref(),
+        Some(format!("{}/activate", fake.base).as_str())
+    );
+    assert!(shown[0].expires_at.is_some());
+
+    // After the token, as for the other flows: discovery and the cache.
+    let token = auth.get_access_token().unwrap();
+    assert_eq!(support::jwt::claims(&token).unwrap()["sub"], USER_ANA);
+    assert_eq!(auth.get_api_base_url(), Some(fake.api_base_url().as_str()));
+    let cached = support::read_json(&dir.path().join("token_oauth.json"));
+    assert_eq!(cached["access_token"], token.as_str());
+    // The device code is a secret: never shown.
+    let device_code = request_device_code(&fake);
+    for text in watcher
+        .notices
+        .lock()
+        .unwrap()
+        .iter()
+        .chain([format!("{shown:?}")].iter())
+    {
+        assert!(
+            !text.contains(&device_code) && !text.contains(&token),
+            "{text}"
+        );
+    }
+}
+
+fn request_device_code(fake: &FakeCarto) -> String {
+    fake.requests("/oauth/token")[0]
+        .form_value("device_code")
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn slow_down_adds_five_seconds_to_the_interval() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = Watcher::default();
+    let login = login_in_background(builder(&fake, &watcher, dir.path()));
+    let code = fake.wait_user_code(Duration::from_secs(20));
+    fake.slow_down_device(&code);
+    // The slowed-down poll, then the next one 1 + 5 s later.
+    fake.wait_requests("/oauth/token", 2, Duration::from_secs(30));
+    fake.approve_device(&code);
+    assert!(login.join().unwrap().is_ok());
+    let polls = fake.device_polls(&code);
+    let gap = polls[1] - polls[0];
+    assert!(
+        gap >= Duration::from_millis(5900),
+        "{gap:?} after slow_down"
+    );
+}
+
+#[test]
+fn an_expired_or_denied_code_ends_the_login_with_its_own_error() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = Watcher::default();
+
+    let login = login_in_background(builder(&fake, &watcher, dir.path()));
+    let code = fake.wait_user_code(Duration::from_secs(20));
+    fake.expire_device(&code);
+    let err = login.join().unwrap().unwrap_err();
+    assert!(matches!(err, Error::DeviceCodeExpired { .. }), "{err:?}");
+    assert!(err.to_string().contains("Start the login again"), "{err}");
+
+    let login = login_in_background(builder(&fake, &watcher, dir.path()));
+    let started = fake.requests("/oauth/device/code").len();
+    fake.wait_requests("/oauth/device/code", started + 1, Duration::from_secs(20));
+    let code = fake.wait_user_code(Duration::from_secs(20));
+    fake.deny_device(&code);
+    let err = login.join().unwrap().unwrap_err();
+    assert!(
+        matches!(&err, Error::Authorization { error, .. } if error == "access_denied"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("access_denied"));
+    assert!(!dir.path().join("token_oauth.json").exists());
+}
+
+#[test]
+fn nobody_approving_ends_at_the_login_timeout() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = Watcher::default();
+    let started = Instant::now();
+    let err = builder(&fake, &watcher, dir.path())
+        .login_timeout(Duration::from_secs(2))
+        .login()
+        .unwrap_err();
+    assert!(matches!(err, Error::DeviceCodeExpired { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// CARTO may not allow the grant for its public client: the login says why
+/// in one line and goes on with the paste flow in the same call.
+#[test]
+fn a_refused_device_grant_falls_back_to_pasting_in_the_same_login() {
+    for (fault, why) in [
+        (
+            Fault::Status(
+                403,
+                r#"{"error":"unauthorized_client","error_description":"Grant type not allowed"}"#
+                    .into(),
+            ),
+            "CARTO does not allow the device sign-in for this client (unauthorized_client)",
+        ),
+        (
+            Fault::Status(401, r#"{"error":"invalid_client"}"#.into()),
+            "(invalid_client)",
+        ),
+        (
+            Fault::Status(400, r#"{"error":"unsupported_grant_type"}"#.into()),
+            "(unsupported_grant_type)",
+        ),
+        (
+            Fault::Status(404, "Not Found".into()),
+            "no device sign-in endpoint (HTTP 404)",
+        ),
+        (Fault::Status(403, "{}".into()), "refused (HTTP 403)"),
+        (
+            Fault::Slow(Duration::from_secs(3)),
+            "did not answer (no answer within 0.5 s)",
+        ),
+    ] {
+        let fake = FakeCarto::start();
+        fake.fault("/oauth/device/code", fault.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let watcher = Watcher::default();
+        let auth = builder(&fake, &watcher, dir.path())
+            .timeout(Duration::from_millis(500))
+            .login()
+            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert!(fake.accepts(&auth.get_access_token().unwrap()));
+        let notices = watcher.notices.lock().unwrap();
+        assert!(
+            notices[0].contains(why)
+                && notices[0].ends_with("; continuing with a code to paste instead."),
+            "{fault:?}: {notices:?}"
+        );
+        assert_eq!(
+            watcher.shown.lock().unwrap()[0].flow,
+            Flow::Paste,
+            "{fault:?}"
+        );
+        assert_eq!(
+            fake.requests("/oauth/token").len(),
+            1,
+            "one exchange, no poll"
+        );
+    }
+}
+
+#[test]
+fn the_two_step_form_shows_the_code_and_waits_for_the_approval() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = Watcher::default();
+    let login = builder(&fake, &watcher, dir.path())
+        .org("acme")
+        .begin()
+        .unwrap();
+    assert_eq!(login.flow(), Flow::DeviceCode);
+    let code = login.user_code().unwrap();
+    assert_eq!(
+        fake.requests("/oauth/device/code")[0].form_value("organization"),
+        Some("acme")
+    );
+    #[cfg(feature = "notebook")]
+    {
+        let html = login.to_html();
+        assert!(html.contains(&format!(">{code}</div>")), "{html}");
+        assert!(html.contains("Open the sign-in page") && html.contains("<svg"));
+    }
+    let err = login.complete("https://x/?code=abc").unwrap_err();
+    assert!(err.to_string().contains("finishes by itself"), "{err}");
+    fake.approve_device(&code);
+    let auth = login.wait().unwrap();
+    let token = auth.get_access_token().unwrap();
+    assert_eq!(support::jwt::claims(&token).unwrap()["org_id"], "org_acme");
+    assert_eq!(auth.org(), Some("acme"));
+    assert_eq!(
+        support::read_json(&dir.path().join("token_oauth.json"))["org"],
+        "acme"
+    );
+    assert!(matches!(
+        login.wait(),
+        Err(Error::LoginFinished { state: "completed" })
+    ));
+}
+
+fn child_login() {
+    let result = CartoAuth::oauth().login();
+    match result {
+        Ok(auth) => println!("\nRESULT ok {}", auth.get_api_base_url().unwrap_or("-")),
+        Err(e) => println!("\nRESULT err {e}"),
+    }
+}
+
+/// `CARTO_AUTH_DEVICE_FLOW=1` turns it on where code does not say; the
+/// terminal shows the link and the code on a line of its own.
+#[test]
+fn the_environment_turns_the_device_flow_on() {
+    if child_scenario().is_some() {
+        return child_login();
+    }
+    let fake = FakeCarto::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut env = fake.env();
+    env.push(("CARTO_AUTH_DEVICE_FLOW".into(), "1".into()));
+    env.push(("CARTO_AUTH_OPEN_BROWSER".into(), "0".into()));
+    let mut child = ChildSession::new(spawn_child(
+        "the_environment_turns_the_device_flow_on",
+        "login",
+        home.path(),
+        &env,
+    ));
+    let link = child.wait_line(Duration::from_secs(20), |l| {
+        l.starts_with(&format!("{}/activate?user_code=", fake.base))
+    });
+    let code = support::query_param(&link, "user_code").unwrap();
+    let spaced: String = code
+        .chars()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    child.wait_line(Duration::from_secs(5), |l| l.contains(&spaced));
+    fake.approve_device(&code);
+    let (result, _) = child.result(Duration::from_secs(30));
+    assert_eq!(result, format!("ok {}", fake.api_base_url()));
+}
+
+#[test]
+fn the_cli_logs_in_with_a_device_code() {
+    let fake = FakeCarto::start();
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_carto-auth"));
+    cmd.args(["login", "--device"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("CARTO_AUTH_OPEN_BROWSER", "0")
+        .envs(fake.env())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = ChildSession::new(cmd.spawn().unwrap());
+    let link = child.wait_line(Duration::from_secs(20), |l| {
+        l.starts_with(&format!("{}/activate?user_code=", fake.base))
+    });
+    fake.approve_device(&support::query_param(&link, "user_code").unwrap());
+    child.wait_line(Duration::from_secs(30), |l| {
+        l.starts_with("Signed in to CARTO. OAuth session")
+    });
+    assert!(child.child.wait().unwrap().success());
+    let cached = support::read_json(&home.path().join(".carto-auth").join("token_oauth.json"));
+    assert!(fake.accepts(cached["access_token"].as_str().unwrap()));
+}

@@ -1,0 +1,154 @@
+//! Tokens given as is, as CARTO's own tools take them: `CartoAuth::
+//! from_token`, and `CARTO_API_TOKEN` (with `CARTO_API_BASE_URL`) that
+//! `from_oauth()` uses without any prompt or cache, so that a notebook runs
+//! unattended in CI. And the crate as a good neighbour: it leaves the
+//! process-wide rustls provider to the host program.
+
+mod support;
+
+use std::time::Duration;
+
+use carto_auth::{CartoAuth, Error, Mode, TokenSource};
+use support::jwt::Subject;
+use support::{ChildSession, FakeCarto, USER_ANA, child_scenario, spawn_child};
+
+fn ana() -> Subject {
+    Subject::User {
+        sub: USER_ANA.into(),
+        org_id: None,
+    }
+}
+
+#[test]
+fn a_given_jwt_expires_when_it_says_and_then_is_an_error_not_a_login() {
+    let fake = FakeCarto::start();
+    let token = fake.mint_token(&ana(), 3600);
+    let auth = CartoAuth::from_token(token.clone(), format!("{}/", fake.api_base_url()));
+    assert_eq!(auth.mode(), Mode::Token);
+    assert_eq!(auth.token_source(), TokenSource::Given);
+    assert_eq!(auth.get_api_base_url(), Some(fake.api_base_url().as_str()));
+    assert_eq!(auth.cache_filepath(), None, "nothing is cached");
+    assert_eq!(auth.get_access_token().unwrap(), token);
+    let exp = support::jwt::claims(&token).unwrap()["exp"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(auth.expiration(), exp);
+    assert_eq!(auth.subject().as_deref(), Some(USER_ANA));
+    // It works for what comes next.
+    assert_eq!(
+        auth.get_carto_dw_credentials().unwrap().0,
+        "carto-dw-ac-fake"
+    );
+
+    let old = fake.mint_token(&ana(), -120);
+    let expired = CartoAuth::from_token(old, fake.api_base_url());
+    let err = expired.get_access_token().unwrap_err();
+    assert!(matches!(err, Error::TokenExpired { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("given to CartoAuth::from_token expired 2 min ago"),
+        "{msg}"
+    );
+    assert!(fake.requests("/oauth/token").is_empty() && fake.requests("/authorize").is_empty());
+    #[cfg(feature = "notebook")]
+    assert!(expired.to_html().contains("cannot be renewed here"));
+
+    // Not a JWT: no expiry known; an empty API base URL is unknown.
+    let opaque = CartoAuth::from_token("an-api-access-token", "");
+    assert_eq!(opaque.get_access_token().unwrap(), "an-api-access-token");
+    assert_eq!(opaque.describe_expiry(), "no known expiry");
+    assert!(matches!(
+        opaque.get_layer_credentials(),
+        Err(Error::NoApiBaseUrl { .. })
+    ));
+}
+
+fn child_main() {
+    let builder = match child_scenario().as_deref() {
+        Some("env") => CartoAuth::oauth(),
+        Some("force") => CartoAuth::oauth().force_login(true),
+        other => panic!("unknown scenario {other:?}"),
+    };
+    match builder.login() {
+        Ok(auth) => println!(
+            "\nRESULT ok {:?} {} {}",
+            auth.token_source(),
+            auth.get_api_base_url().unwrap_or("-"),
+            auth.get_access_token().map(|t| t.len()).unwrap_or(0)
+        ),
+        Err(e) => println!("\nRESULT err {e}"),
+    }
+}
+
+/// `from_oauth()` with `CARTO_API_TOKEN`: no prompt (stdin closed), no
+/// cache read or written, the base URL from `CARTO_API_BASE_URL` or, without
+/// it, discovered with the token; `force_login` signs in anyway.
+#[test]
+fn carto_api_token_is_used_without_a_prompt_before_any_stored_login() {
+    if child_scenario().is_some() {
+        return child_main();
+    }
+    let fake = FakeCarto::start();
+    let home = tempfile::tempdir().unwrap();
+    let token = fake.mint_token(&ana(), 3600);
+    let run = |scenario: &str, extra: &[(&str, String)]| {
+        let mut env = fake.env();
+        env.push(("CARTO_API_TOKEN".into(), token.clone()));
+        env.push(("CARTO_AUTH_OPEN_BROWSER".into(), "0".into()));
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let mut child = ChildSession::new(spawn_child(
+            "carto_api_token_is_used_without_a_prompt_before_any_stored_login",
+            scenario,
+            home.path(),
+            &env,
+        ));
+        child.close_stdin();
+        child.result(Duration::from_secs(30))
+    };
+    let (result, stderr) = run("env", &[("CARTO_API_BASE_URL", fake.api_base_url())]);
+    assert_eq!(
+        result,
+        format!("ok Environment {} {}", fake.api_base_url(), token.len()),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim(), "", "unattended: nothing said");
+    assert!(fake.requests("/accounts").is_empty());
+    // Without the base URL: discovered with the token.
+    let (result, _) = run("env", &[]);
+    assert_eq!(
+        result,
+        format!("ok Environment {} {}", fake.api_base_url(), token.len())
+    );
+    assert_eq!(fake.requests("/accounts")[0].bearer(), Some(token.as_str()));
+    assert!(fake.requests("/oauth/token").is_empty() && fake.requests("/authorize").is_empty());
+    assert!(!home.path().join(".carto-auth").exists(), "nothing cached");
+    // force_login: the environment token is not used; here nobody can
+    // answer, which says so.
+    let (result, _) = run("force", &[]);
+    assert!(
+        result.starts_with("err no answer can be read here"),
+        "{result}"
+    );
+}
+
+/// The crate gives reqwest a rustls configuration of its own: the process
+/// default provider stays unset, so the host program (or another `:dep` of
+/// the same kernel) can install its own afterwards without a panic.
+#[test]
+fn the_process_wide_crypto_provider_is_left_to_the_host_program() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = fake.m2m_credentials_file(dir.path());
+    let auth = CartoAuth::m2m(&creds)
+        .use_cache(false)
+        .endpoints(fake.endpoints())
+        .login()
+        .unwrap();
+    auth.get_carto_dw_credentials().unwrap();
+    assert!(rustls::crypto::CryptoProvider::get_default().is_none());
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .expect("the host program installs its provider");
+    // And the crate goes on working beside it.
+    assert!(auth.get_carto_dw_credentials().is_ok());
+}

@@ -1,0 +1,72 @@
+//! The outside programs the tests drive: evcxr's Jupyter kernel, a Python
+//! with `jupyter_client` and CARTO's `carto-auth` 0.2.0, and Chromium. Each
+//! is taken from its `CARTO_AUTH_*` variable (what `scripts/test` sets after
+//! installing it), else from `PATH`. A missing one is a failure that says
+//! how to get it, never a skip.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// What to run to install everything the tests need.
+pub const SETUP: &str = "run scripts/test (it installs what is missing)";
+
+fn from_var(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+pub fn find_in_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// `evcxr_jupyter`: `$CARTO_AUTH_EVCXR`, else on `PATH`, else in
+/// `$CARGO_HOME/bin`.
+pub fn evcxr() -> PathBuf {
+    let cargo_home = std::env::var_os("CARGO_HOME").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"),
+        PathBuf::from,
+    );
+    from_var("CARTO_AUTH_EVCXR")
+        .or_else(|| find_in_path("evcxr_jupyter"))
+        .or_else(|| Some(cargo_home.join("bin").join("evcxr_jupyter")).filter(|p| p.is_file()))
+        .unwrap_or_else(|| {
+            panic!("evcxr_jupyter is not installed: {SETUP}, or cargo install --locked evcxr_jupyter@0.22.0")
+        })
+}
+
+/// The real path of a Python that imports `modules`: `$CARTO_AUTH_PYTHON`,
+/// else `python3` on `PATH`. (The real path: a pyenv-style shim would not
+/// find its versions under the tests' other HOME.)
+pub fn python(modules: &[&str]) -> PathBuf {
+    let python = from_var("CARTO_AUTH_PYTHON").unwrap_or_else(|| PathBuf::from("python3"));
+    let imports = modules.join(", ");
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            &format!("import sys, {imports}; print(sys.executable)"),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{} is not available ({e}): {SETUP}", python.display()));
+    assert!(
+        out.status.success(),
+        "{} cannot import {imports}: {SETUP}, or pip install 'jupyter_client>=8,<9' 'carto-auth==0.2.0' \
+         into a virtual environment and set CARTO_AUTH_PYTHON to its python\n{}",
+        python.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Chromium: `$CARTO_AUTH_CHROMIUM`, else `chromium` or `chromium-browser`
+/// on `PATH`.
+pub fn chromium() -> PathBuf {
+    from_var("CARTO_AUTH_CHROMIUM")
+        .or_else(|| find_in_path("chromium"))
+        .or_else(|| find_in_path("chromium-browser"))
+        .unwrap_or_else(|| {
+            panic!("Chromium is not installed: {SETUP}, or apt-get install -y chromium")
+        })
+}
