@@ -4,6 +4,7 @@
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::Value;
 
+use crate::config::Common;
 use crate::endpoints::{Endpoints, tenant_config_url};
 use crate::error::{Error, Result, Service};
 use crate::http::{Http, describe_json};
@@ -59,6 +60,35 @@ pub(crate) async fn discover_api_base_url(
     })?;
     log::info!("discovered the API base URL {base_url}");
     Ok(Some(base_url))
+}
+
+/// The API base URL of a new sign-in, trying discovery twice; `None` and
+/// why when it stays unknown.
+pub(crate) async fn discover(
+    common: &Common,
+    token: &AccessToken,
+) -> (Option<String>, Option<String>) {
+    let http = match common.http() {
+        Ok(http) => http,
+        Err(e) => return (None, Some(e.to_string())),
+    };
+    let mut last = None;
+    for attempt in 1..=2 {
+        match discover_api_base_url(&http, &common.endpoints, token).await {
+            Ok(Some(url)) => return (Some(url), None),
+            Ok(None) => {
+                return (
+                    None,
+                    Some("the accounts service names no tenant for this user".into()),
+                );
+            }
+            Err(e) => {
+                log::info!("API base URL discovery failed (attempt {attempt} of 2): {e}");
+                last = Some(e.to_string());
+            }
+        }
+    }
+    (None, last)
 }
 
 /// `apis.baseUrl` of a tenant's `config.yaml`.

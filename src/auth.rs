@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::api::{LayerCredentials, carto_dw_credentials, discover_api_base_url};
+use crate::api::{LayerCredentials, carto_dw_credentials, discover};
 use crate::cache::CacheEntry;
 use crate::clock::{describe_expiry, now_unix};
 use crate::config::{Common, GivenConfig, Kind, OAuthConfig};
@@ -472,35 +472,6 @@ impl std::fmt::Display for CartoAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "CARTO {} ({})", self.summary(), self.masked_token())
     }
-}
-
-/// The API base URL of a new sign-in, trying discovery twice; `None` and
-/// why when it stays unknown.
-pub(crate) async fn discover(
-    common: &Common,
-    token: &AccessToken,
-) -> (Option<String>, Option<String>) {
-    let http = match common.http() {
-        Ok(http) => http,
-        Err(e) => return (None, Some(e.to_string())),
-    };
-    let mut last = None;
-    for attempt in 1..=2 {
-        match discover_api_base_url(&http, &common.endpoints, token).await {
-            Ok(Some(url)) => return (Some(url), None),
-            Ok(None) => {
-                return (
-                    None,
-                    Some("the accounts service names no tenant for this user".into()),
-                );
-            }
-            Err(e) => {
-                log::info!("API base URL discovery failed (attempt {attempt} of 2): {e}");
-                last = Some(e.to_string());
-            }
-        }
-    }
-    (None, last)
 }
 
 /// An M2M token for these credentials: from the cache when it belongs to

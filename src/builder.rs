@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::{CartoAuth, discover, m2m_token};
+use crate::api::discover;
+use crate::auth::{CartoAuth, m2m_token};
 use crate::clock::now_unix;
 use crate::config::{Common, Kind, M2mConfig, OAuthConfig};
 use crate::endpoints::{Endpoints, check_http_url};

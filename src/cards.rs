@@ -2,7 +2,7 @@
 //! Feature `notebook`.
 
 use crate::clock::{describe_expiry, is_expired_at};
-use crate::display::{BUTTON, CARD, CELL, MUTED, TITLE, code, escape, safe_href};
+use crate::html::{BUTTON, CARD, CELL, MUTED, TITLE, code, escape, safe_href};
 use crate::mode::Mode;
 use crate::prompt::{Flow, LoginInstructions, instructions_text};
 

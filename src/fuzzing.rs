@@ -17,7 +17,7 @@ const ISSUER: &str = "https://auth.carto.com/";
 
 /// `parse_pasted`: the code, or the error message.
 pub fn parse_pasted(input: &str) -> Result<String, String> {
-    crate::oauth::parse_pasted(input, ISSUER)
+    crate::paste::parse_pasted(input, ISSUER)
         .map(|c| c.secret().to_string())
         .map_err(|e| e.to_string())
 }

@@ -202,18 +202,22 @@ mod flow;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "notebook")]
+mod html;
 mod http;
 mod jwt;
 mod login;
 mod m2m;
 mod mode;
 mod oauth;
+mod paste;
 mod prompt;
 #[cfg(feature = "notebook")]
 mod qr;
 mod query;
 mod runtime;
 mod secret;
+mod service;
 mod sql;
 #[cfg(feature = "notebook")]
 mod table;

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::display::{CARD, MUTED, escape};
+use crate::html::{CARD, MUTED, escape};
 use crate::query::{Column, QueryResult};
 
 /// Rows shown; the rest are counted.
