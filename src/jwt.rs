@@ -73,18 +73,24 @@ fn decode(part: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()
 }
 
+/// A JWT with this payload (and a signature nobody checks), for tests.
+#[cfg(test)]
+pub(crate) fn test_token(payload: &Value) -> String {
+    let enc = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        enc(&serde_json::json!({"alg": "RS256", "typ": "JWT"})),
+        enc(payload)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn jwt(payload: &Value) -> String {
-        let enc = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
-        format!(
-            "{}.{}.c2lnbmF0dXJl",
-            enc(&json!({"alg": "RS256", "typ": "JWT"})),
-            enc(payload)
-        )
+        test_token(payload)
     }
 
     #[test]

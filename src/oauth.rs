@@ -168,6 +168,16 @@ pub(crate) async fn exchange_code(
     request_token(http, endpoints, &form, Grant::AuthorizationCode).await
 }
 
+/// A query string of these pairs, form-encoded, for tests.
+#[cfg(test)]
+pub(crate) fn test_form(pairs: &[(&str, &str)]) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        q.append_pair(k, v);
+    }
+    q.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,13 +327,7 @@ mod proptests {
     /// Authorization codes as `is_code_like` allows them.
     const CODE: &str = "[A-Za-z0-9._~+/=-]{1,120}";
 
-    fn query(pairs: &[(&str, &str)]) -> String {
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in pairs {
-            q.append_pair(k, v);
-        }
-        q.finish()
-    }
+    use super::test_form as query;
 
     proptest! {
         #[test]

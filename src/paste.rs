@@ -153,13 +153,7 @@ mod proptests {
     /// Authorization codes as `is_code_like` allows them.
     const CODE: &str = "[A-Za-z0-9._~+/=-]{1,120}";
 
-    fn query(pairs: &[(&str, &str)]) -> String {
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in pairs {
-            q.append_pair(k, v);
-        }
-        q.finish()
-    }
+    use crate::oauth::test_form as query;
 
     /// The fuzz seeds (fuzz/seeds/pasted_answer), shapes the fuzzer kept,
     /// and the case proptest found: a bare code ending in base64 padding.

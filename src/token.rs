@@ -100,14 +100,9 @@ pub(crate) fn token_from_answer(service: Service, url: String, answer: &Value) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine as _;
     use serde_json::json;
 
-    fn jwt(payload: &Value) -> String {
-        let enc =
-            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-        format!("{}.{}.sig", enc(&json!({"alg": "RS256"})), enc(payload))
-    }
+    use crate::jwt::test_token as jwt;
 
     #[test]
     fn a_good_answer_gives_now_plus_expires_in() {

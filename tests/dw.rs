@@ -14,17 +14,6 @@ use serde_json::{Value, json};
 use support::FakeCarto;
 use support::bigquery::{self, FakeBigQuery};
 
-fn session(fake: &FakeCarto) -> (tempfile::TempDir, CartoAuth) {
-    let dir = tempfile::tempdir().unwrap();
-    let creds = fake.m2m_credentials_file(dir.path());
-    let auth = CartoAuth::m2m(&creds)
-        .use_cache(false)
-        .endpoints(fake.endpoints())
-        .login()
-        .unwrap();
-    (dir, auth)
-}
-
 fn client(auth: &CartoAuth, bq: &FakeBigQuery) -> CartoDwClient {
     auth.get_carto_dw_client()
         .unwrap()
@@ -37,7 +26,7 @@ fn a_query_is_standard_sql_polled_until_done_and_read_to_the_last_page() {
     let fake = FakeCarto::start();
     let bq = FakeBigQuery::start_for(&fake);
     bq.set_pending_polls(2);
-    let (_dir, auth) = session(&fake);
+    let (_dir, auth) = support::m2m_session(&fake);
     let dw = client(&auth, &bq);
     assert_eq!(dw.project_id(), bigquery::DW_PROJECT);
     let result = dw.query(bigquery::ALL_TYPES_SQL).unwrap();
@@ -130,7 +119,7 @@ fn a_query_is_standard_sql_polled_until_done_and_read_to_the_last_page() {
 fn a_refused_dw_token_is_fetched_again_and_the_query_retried_once() {
     let fake = FakeCarto::start();
     let bq = FakeBigQuery::start_for(&fake);
-    let (_dir, auth) = session(&fake);
+    let (_dir, auth) = support::m2m_session(&fake);
     let dw = client(&auth, &bq);
     assert_eq!(dw.query(bigquery::EMPTY_SQL).unwrap().len(), 0);
     fake.revoke_dw_tokens();
@@ -156,7 +145,7 @@ fn a_refused_dw_token_is_fetched_again_and_the_query_retried_once() {
 fn the_dw_token_is_fetched_again_when_it_is_too_old() {
     let fake = FakeCarto::start();
     let bq = FakeBigQuery::start_for(&fake);
-    let (_dir, auth) = session(&fake);
+    let (_dir, auth) = support::m2m_session(&fake);
     let dw = client(&auth, &bq);
     dw.query(bigquery::EMPTY_SQL).unwrap();
     dw.query(bigquery::EMPTY_SQL).unwrap();
@@ -179,7 +168,7 @@ fn the_dw_token_is_fetched_again_when_it_is_too_old() {
 fn bigquery_errors_quote_its_message_and_reason() {
     let fake = FakeCarto::start();
     let bq = FakeBigQuery::start_for(&fake);
-    let (_dir, auth) = session(&fake);
+    let (_dir, auth) = support::m2m_session(&fake);
     let dw = client(&auth, &bq);
     let err = dw.query(bigquery::BAD_SQL).unwrap_err();
     assert!(
@@ -224,7 +213,7 @@ fn a_thousand_rows_in_many_pages_decode_as_generated() {
     let fake = FakeCarto::start();
     let bq = FakeBigQuery::start_for(&fake);
     bq.set_page_size(250);
-    let (_dir, auth) = session(&fake);
+    let (_dir, auth) = support::m2m_session(&fake);
     let result = client(&auth, &bq)
         .query(&bigquery::generated_sql(1000))
         .unwrap();
@@ -252,13 +241,7 @@ fn a_thousand_rows_in_many_pages_decode_as_generated() {
 async fn bigquery_gives_the_crates_client_with_the_dw_token() {
     let fake = FakeCarto::start();
     let bq = FakeBigQuery::start_for(&fake);
-    let dir = tempfile::tempdir().unwrap();
-    let auth = CartoAuth::m2m(fake.m2m_credentials_file(dir.path()))
-        .use_cache(false)
-        .endpoints(fake.endpoints())
-        .login_async()
-        .await
-        .unwrap();
+    let (_dir, auth) = support::m2m_session_async(&fake).await;
     let dw = auth
         .get_carto_dw_client_async()
         .await

@@ -137,13 +137,7 @@ fn carto_api_token_is_used_without_a_prompt_before_any_stored_login() {
 #[test]
 fn the_process_wide_crypto_provider_is_left_to_the_host_program() {
     let fake = FakeCarto::start();
-    let dir = tempfile::tempdir().unwrap();
-    let creds = fake.m2m_credentials_file(dir.path());
-    let auth = CartoAuth::m2m(&creds)
-        .use_cache(false)
-        .endpoints(fake.endpoints())
-        .login()
-        .unwrap();
+    let (_dir, auth) = support::m2m_session(&fake);
     auth.get_carto_dw_credentials().unwrap();
     assert!(rustls::crypto::CryptoProvider::get_default().is_none());
     rustls::crypto::ring::default_provider()

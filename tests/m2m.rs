@@ -19,22 +19,10 @@ fn login(
         .login()
 }
 
-/// An M2M login with caching off; the directory holds the credentials file.
-fn uncached_login(fake: &FakeCarto) -> (tempfile::TempDir, CartoAuth) {
-    let dir = tempfile::tempdir().unwrap();
-    let creds = fake.m2m_credentials_file(dir.path());
-    let auth = CartoAuth::m2m(&creds)
-        .use_cache(false)
-        .endpoints(fake.endpoints())
-        .login()
-        .unwrap();
-    (dir, auth)
-}
-
 #[test]
 fn token_request_has_exactly_the_python_form_fields() {
     let fake = FakeCarto::start();
-    let (_dir, auth) = uncached_login(&fake);
+    let (_dir, auth) = support::m2m_session(&fake);
 
     let requests = fake.requests("/oauth/token");
     assert_eq!(requests.len(), 1);
@@ -362,7 +350,7 @@ fn credentials_file_errors_name_the_file_and_what_to_do() {
 #[test]
 fn carto_dw_and_layer_credentials() {
     let fake = FakeCarto::start();
-    let (_dir, auth) = uncached_login(&fake);
+    let (_dir, auth) = support::m2m_session(&fake);
     assert_eq!(
         auth.get_carto_dw_credentials().unwrap(),
         ("carto-dw-ac-fake".to_string(), fake.dw_tokens()[0].clone())
@@ -385,7 +373,7 @@ fn carto_dw_and_layer_credentials() {
 #[test]
 fn carto_dw_errors_suggest_checking_the_api_base_url() {
     let fake = FakeCarto::start();
-    let (_dir, auth) = uncached_login(&fake);
+    let (_dir, auth) = support::m2m_session(&fake);
     for fault in [
         support::Fault::Html,
         support::Fault::Json(r#"{"projectId": "p"}"#.into()),
@@ -517,7 +505,7 @@ async fn async_api_shares_the_implementation() {
 #[test]
 fn debug_and_display_never_show_the_token() {
     let fake = FakeCarto::start();
-    let (_dir, auth) = uncached_login(&fake);
+    let (_dir, auth) = support::m2m_session(&fake);
     let token = auth.get_access_token().unwrap();
     let shown = format!(
         "{auth:?} {auth} {:?}",

@@ -28,8 +28,7 @@ const WAIT: Duration = Duration::from_secs(10);
 fn setup() -> (FakeCarto, SqlApi, tempfile::TempDir, CartoAuth) {
     let fake = FakeCarto::start();
     let sql = sql_api::install(&fake);
-    let dir = tempfile::tempdir().unwrap();
-    let auth = login(&fake, &dir);
+    let (dir, auth) = support::m2m_session(&fake);
     (fake, sql, dir, auth)
 }
 
@@ -474,13 +473,7 @@ fn a_session_without_an_api_base_url_sends_nothing() {
 async fn the_async_twins_answer_the_same_and_the_blocking_ones_say_so_here() {
     let fake = FakeCarto::start();
     let sql = sql_api::install(&fake);
-    let dir = tempfile::tempdir().unwrap();
-    let auth = CartoAuth::m2m(fake.m2m_credentials_file(dir.path()))
-        .use_cache(false)
-        .endpoints(fake.endpoints())
-        .login_async()
-        .await
-        .unwrap();
+    let (_dir, auth) = support::m2m_session_async(&fake).await;
     let result = auth.sql_query_async(CARTO_DW, ALL_TYPES).await.unwrap();
     assert_eq!(result.len(), 3);
     assert_eq!(result.rows()[0]["name"], "Madrid");

@@ -135,28 +135,15 @@ pub(crate) fn parse_entry(text: &str, zone: &TimeZone) -> Result<CacheEntry, &'s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine as _;
     use serde_json::json;
 
     fn utc() -> TimeZone {
         TimeZone::UTC
     }
 
-    fn jwt(payload: &Value) -> String {
-        let enc =
-            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-        format!("{}.{}.sig", enc(&json!({"alg": "RS256"})), enc(payload))
-    }
+    use crate::jwt::test_token as jwt;
 
-    fn entry(token: &str, url: Option<&str>, client: Option<&str>) -> CacheEntry {
-        CacheEntry {
-            client_id: client.map(str::to_string),
-            ..CacheEntry::new(
-                url.map(str::to_string),
-                Token::new(AccessToken::new(token), i64::MAX / 2),
-            )
-        }
-    }
+    use super::super::test_support::entry_for as entry;
 
     #[test]
     fn python_written_file_parses_in_its_clock() {

@@ -83,27 +83,10 @@ fn same_url(a: Option<&str>, b: Option<&str>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::secret::AccessToken;
-    use crate::token::Token;
-    use base64::Engine as _;
-    use serde_json::{Value, json};
+    use serde_json::json;
 
-    fn jwt(payload: &Value) -> String {
-        let enc =
-            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-        format!("{}.{}.sig", enc(&json!({"alg": "RS256"})), enc(payload))
-    }
-
-    fn entry(token: &str, url: Option<&str>, client: Option<&str>) -> CacheEntry {
-        CacheEntry {
-            client_id: client.map(str::to_string),
-            ..CacheEntry::new(
-                url.map(str::to_string),
-                Token::new(AccessToken::new(token), i64::MAX / 2),
-            )
-        }
-    }
+    use super::super::test_support::entry_for as entry;
+    use crate::jwt::test_token as jwt;
 
     #[test]
     fn m2m_entries_belong_to_the_client_in_the_token_or_recorded() {

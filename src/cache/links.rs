@@ -39,25 +39,8 @@ mod tests {
     use std::fs;
     use std::time::Duration;
 
-    use super::super::{CacheEntry, TokenCache, Warning};
-    use crate::secret::AccessToken;
-    use crate::token::Token;
-
-    fn entry(token: &str) -> CacheEntry {
-        CacheEntry::new(
-            Some("https://api".into()),
-            Token::new(AccessToken::new(token), 4_000_000_000),
-        )
-    }
-
-    fn collect() -> (
-        std::sync::Arc<std::sync::Mutex<Vec<Warning>>>,
-        impl Fn(Warning) + Sync,
-    ) {
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = seen.clone();
-        (seen, move |w| sink.lock().unwrap().push(w))
-    }
+    use super::super::TokenCache;
+    use super::super::test_support::{collect, entry};
 
     #[cfg(unix)]
     #[test]

@@ -7,6 +7,8 @@ mod cached;
 mod entry;
 mod identity;
 mod links;
+#[cfg(test)]
+mod test_support;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -384,25 +386,8 @@ fn private_options() -> OpenOptions {
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::{collect, entry};
     use super::*;
-    use crate::secret::AccessToken;
-    use crate::token::Token;
-
-    fn entry(token: &str) -> CacheEntry {
-        CacheEntry::new(
-            Some("https://api".into()),
-            Token::new(AccessToken::new(token), 4_000_000_000),
-        )
-    }
-
-    fn collect() -> (
-        std::sync::Arc<std::sync::Mutex<Vec<Warning>>>,
-        impl Fn(Warning),
-    ) {
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = seen.clone();
-        (seen, move |w| sink.lock().unwrap().push(w))
-    }
 
     #[test]
     fn a_half_written_file_is_read_again() {

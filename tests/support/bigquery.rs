@@ -830,33 +830,10 @@ fn handle(
     recorded_cv: &Condvar,
     dw: &Mutex<DwTokens>,
 ) {
-    let url = request.url().to_string();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let mut body = String::new();
-    let _ = request.as_reader().read_to_string(&mut body);
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .map(|h| {
-            (
-                h.field.to_string().to_ascii_lowercase(),
-                h.value.to_string(),
-            )
-        })
-        .collect();
-    let authorization = headers
-        .iter()
-        .find(|(k, _)| k == "authorization")
-        .map(|(_, v)| v.clone());
     let r = Recorded {
-        method: request.method().to_string(),
-        path: path.to_string(),
-        query: pairs(query),
+        // A JSON API: its body is no form.
         form: Vec::new(),
-        body,
-        authorization,
-        headers,
-        at: Instant::now(),
+        ..Recorded::from_request(&mut request)
     };
     let (delay, fault) = {
         let mut s = state.lock().unwrap();

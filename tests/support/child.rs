@@ -210,25 +210,7 @@ impl ChildSession {
         if let Some((_, l)) = self.seen.iter().find(|(_, l)| pred(l)) {
             return l.clone();
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if pred(&line.1) {
-                        return line.1;
-                    }
-                }
-                Err(_) => {
-                    let _ = self.child.kill();
-                    panic!(
-                        "no matching line within {timeout:?}; saw:\n{:#?}",
-                        self.seen
-                    );
-                }
-            }
-        }
+        self.wait_new_line(timeout, pred)
     }
 
     /// The first line matching `pred` among those not seen yet.

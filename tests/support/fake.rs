@@ -43,6 +43,39 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// A request as it arrived: method, path, query, body (read), the
+    /// form it holds, its headers (names lower case).
+    pub fn from_request(request: &mut tiny_http::Request) -> Recorded {
+        let url = request.url().to_string();
+        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        let mut body = String::new();
+        let _ = request.as_reader().read_to_string(&mut body);
+        let headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|h| {
+                (
+                    h.field.to_string().to_ascii_lowercase(),
+                    h.value.to_string(),
+                )
+            })
+            .collect();
+        let authorization = headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.clone());
+        Recorded {
+            method: request.method().to_string(),
+            path: path.to_string(),
+            query: pairs(query),
+            form: pairs(&body),
+            body,
+            authorization,
+            headers,
+            at: Instant::now(),
+        }
+    }
+
     pub fn query_value(&self, key: &str) -> Option<&str> {
         self.query
             .iter()
@@ -473,37 +506,8 @@ fn handle(
     base: &str,
     redirect_uri: &str,
 ) {
-    let url = request.url().to_string();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let query = pairs(query);
-    let mut body = String::new();
-    let _ = request.as_reader().read_to_string(&mut body);
-    let form = pairs(&body);
-    let authorization = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-        .map(|h| h.value.to_string());
-    let headers = request
-        .headers()
-        .iter()
-        .map(|h| {
-            (
-                h.field.to_string().to_ascii_lowercase(),
-                h.value.to_string(),
-            )
-        })
-        .collect();
-    let recorded = Recorded {
-        method: request.method().to_string(),
-        path: path.to_string(),
-        query,
-        form,
-        body,
-        authorization,
-        headers,
-        at: Instant::now(),
-    };
+    let recorded = Recorded::from_request(&mut request);
+    let path = recorded.path.as_str();
     let fault = {
         let mut s = state.lock().unwrap();
         s.requests.push(recorded.clone());

@@ -55,3 +55,24 @@ impl FakeCarto {
             .push((prefix.into(), handler));
     }
 }
+
+/// An M2M session with caching off, against the fake; the directory holds
+/// the credentials file and must outlive the session's use of it.
+pub fn m2m_session(fake: &FakeCarto) -> (tempfile::TempDir, carto_auth::CartoAuth) {
+    let (dir, builder) = m2m_builder(fake);
+    (dir, builder.login().unwrap())
+}
+
+/// [`m2m_session`] for async tests.
+pub async fn m2m_session_async(fake: &FakeCarto) -> (tempfile::TempDir, carto_auth::CartoAuth) {
+    let (dir, builder) = m2m_builder(fake);
+    (dir, builder.login_async().await.unwrap())
+}
+
+fn m2m_builder(fake: &FakeCarto) -> (tempfile::TempDir, carto_auth::M2mBuilder) {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = carto_auth::CartoAuth::m2m(fake.m2m_credentials_file(dir.path()))
+        .use_cache(false)
+        .endpoints(fake.endpoints());
+    (dir, builder)
+}
