@@ -74,8 +74,11 @@ fn an_approved_code_signs_in_by_itself_with_the_forms_carto_expects() {
     keys.sort_unstable();
     assert_eq!(keys, ["audience", "client_id"]);
     assert_eq!(request.form_value("client_id"), Some(support::CLIENT_ID));
+    // Two polls were recorded before the approval; the second may already
+    // have been answered with the token (the approval can come between its
+    // recording and its answer).
     let polls = fake.requests("/oauth/token");
-    assert!(polls.len() >= 3);
+    assert!(polls.len() >= 2);
     for poll in &polls {
         let mut keys = poll.form_keys();
         keys.sort_unstable();
