@@ -55,9 +55,12 @@ pub struct CartoAuth {
 }
 
 impl CartoAuth {
+    /// A session; `discovery_error` says why `api_base_url` is unknown when
+    /// discovery failed.
     pub(crate) fn new(
         kind: Kind,
         api_base_url: Option<String>,
+        discovery_error: Option<String>,
         token: Token,
         source: TokenSource,
     ) -> CartoAuth {
@@ -65,7 +68,7 @@ impl CartoAuth {
             inner: Arc::new(Session {
                 kind,
                 api_base_url,
-                discovery_error: None,
+                discovery_error,
                 current: Mutex::new(Current { token, source }),
                 renewal: tokio::sync::Mutex::new(()),
             }),
@@ -88,47 +91,47 @@ impl CartoAuth {
         api_base_url: impl Into<String>,
     ) -> CartoAuth {
         let url = api_base_url.into().trim().trim_end_matches('/').to_string();
-        Self::given(
-            AccessToken::new(access_token),
-            Some(url).filter(|u| !u.is_empty()),
-            false,
-            None,
-        )
-    }
-
-    pub(crate) fn given(
-        access_token: AccessToken,
-        api_base_url: Option<String>,
-        from_environment: bool,
-        discovery_error: Option<String>,
-    ) -> CartoAuth {
-        // A token that does not say when it expires is taken as good: the
-        // API will say otherwise.
-        let token = Token::new(access_token, i64::MAX);
         let common = Common {
             endpoints: crate::endpoints::Endpoints::carto(),
             cache: None,
             timeout: crate::http::DEFAULT_TIMEOUT,
             prompt: crate::prompt::default_prompt(),
         };
+        let url = Some(url).filter(|u| !u.is_empty());
+        Self::given(common, AccessToken::new(access_token), url, None, false)
+    }
+
+    /// A session for a token given as is, with `common`'s settings (its
+    /// cache is not used).
+    pub(crate) fn given(
+        common: Common,
+        access_token: AccessToken,
+        api_base_url: Option<String>,
+        discovery_error: Option<String>,
+        from_environment: bool,
+    ) -> CartoAuth {
+        // A token that does not say when it expires is taken as good: the
+        // API will say otherwise.
+        let token = Token::new(access_token, i64::MAX);
         let source = if from_environment {
             TokenSource::Environment
         } else {
             TokenSource::Given
         };
-        let mut auth = CartoAuth::new(
+        let common = Common {
+            cache: None,
+            ..common
+        };
+        CartoAuth::new(
             Kind::Given(Box::new(GivenConfig {
                 common,
                 from_environment,
             })),
             api_base_url,
+            discovery_error,
             token,
             source,
-        );
-        if let Some(session) = Arc::get_mut(&mut auth.inner) {
-            session.discovery_error = discovery_error;
-        }
-        auth
+        )
     }
 
     /// The end of every interactive login: discover the API base URL unless
@@ -145,15 +148,13 @@ impl CartoAuth {
             ..CacheEntry::new(api_base_url.clone(), token.clone())
         };
         common.save(&entry).await;
-        let mut auth = CartoAuth::new(
+        let auth = CartoAuth::new(
             Kind::OAuth(config.clone()),
             api_base_url,
+            discovery_error.clone(),
             token,
             TokenSource::SignIn,
         );
-        if let Some(session) = Arc::get_mut(&mut auth.inner) {
-            session.discovery_error = discovery_error.clone();
-        }
         common
             .prompt
             .notice(&format!("Signed in to CARTO. {}", auth.summary()));

@@ -305,7 +305,7 @@ async fn environment_session(config: &Arc<OAuthConfig>, token: AccessToken) -> R
         Some(url) => (Some(url), None),
         None => discover(&config.common, &token).await,
     };
-    let auth = CartoAuth::given(token, url, true, why);
+    let auth = CartoAuth::given(config.common.clone(), token, url, why, true);
     // Logged, not said: it runs unattended by design, and the session card
     // and `carto-auth status` show where the token came from.
     log::info!(
@@ -341,6 +341,7 @@ async fn cached_session(config: &Arc<OAuthConfig>) -> Option<CartoAuth> {
     Some(CartoAuth::new(
         Kind::OAuth(config.clone()),
         api_base_url,
+        None,
         entry.token,
         TokenSource::Cache(cache.path().to_path_buf()),
     ))
@@ -425,6 +426,7 @@ impl M2mBuilder {
                 credentials,
             })),
             api_base_url,
+            None,
             token,
             source,
         ))

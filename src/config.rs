@@ -13,6 +13,7 @@ use crate::mode::Mode;
 use crate::prompt::{Prompt, warn};
 
 /// What every kind of session shares.
+#[derive(Clone)]
 pub(crate) struct Common {
     pub(crate) endpoints: Endpoints,
     pub(crate) cache: Option<TokenCache>,

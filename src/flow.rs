@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::callback::{BindError, CallbackConfig, CallbackResult, CallbackServer};
+use crate::callback::{CallbackConfig, CallbackResult, CallbackServer};
 use crate::clock::now_unix;
 use crate::config::OAuthConfig;
 use crate::device::{DeviceAuthorization, poll_once, poll_until, request_device_code};
@@ -132,7 +132,7 @@ impl Login {
         };
         let server = match server {
             Ok(server) => server,
-            Err(e @ (BindError::Taken(_) | BindError::ForeignIpv6(_) | BindError::Thread(_))) => {
+            Err(e) => {
                 return Ok(fall_back(
                     format!("the login callback port {port} cannot be used: {e}"),
                     pkce,
