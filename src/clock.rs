@@ -14,8 +14,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use jiff::Timestamp;
-use jiff::tz::TimeZone;
+use tz::TimeZone;
 
 /// A token counts as expired this many seconds before its expiration, so that
 /// a token handed out is not dead on arrival at the API.
@@ -56,38 +55,76 @@ pub(crate) fn describe_expiry(expiration: i64, now: i64) -> String {
     }
 }
 
-/// The machine's zone as the Python package sees it: `TZ`, else
-/// `/etc/localtime`, from the system zone database. An unknown zone
-/// behaves as UTC, as it does for Python's C library.
+/// The machine's zone as the Python package sees it, through the C
+/// library's `localtime`: `TZ` (a zone name, a `:file` or a POSIX rule),
+/// else `/etc/localtime`, from the system zone database. An empty or unknown
+/// `TZ` behaves as UTC, as it does for glibc.
 pub(crate) fn local_zone() -> TimeZone {
-    TimeZone::system()
+    let zone = match std::env::var_os("TZ") {
+        None => TimeZone::local(),
+        Some(tz) => match tz.to_str() {
+            Some(tz) if !tz.trim().is_empty() => TimeZone::from_posix_tz(tz),
+            _ => Ok(TimeZone::utc()),
+        },
+    };
+    zone.unwrap_or_else(|_| TimeZone::utc())
+}
+
+/// `zone`'s offset from UTC at the real time `real`, in seconds.
+fn offset_at(real: i64, zone: &TimeZone) -> i64 {
+    zone.find_local_time_type(real)
+        .map_or(0, |t| i64::from(t.ut_offset()))
+}
+
+/// The wall time of `zone` at the real time `u`, as seconds (what CPython
+/// calls `local(u)`).
+fn wall_at(u: i64, zone: &TimeZone) -> i64 {
+    u.saturating_add(offset_at(u, zone))
 }
 
 /// The number the Python package uses for the real Unix time `real` in
-/// `zone`: the UTC wall time of `real`, read as a wall time of `zone`.
-/// Gaps and folds resolve as Python's `fold=0` does (jiff's "compatible").
+/// `zone`: the UTC wall time of `real`, read as a wall time of `zone` by
+/// `datetime.timestamp()` with `fold=0`.
+///
+/// This follows CPython's own search (`local_to_seconds` in
+/// `_datetimemodule.c`) rather than a library's rule for ambiguous times,
+/// so that the hour a DST change skips or repeats comes out as Python's
+/// does: try the offset at the wall time, then the other offset of the
+/// day; in a fold the earlier solution wins, in a gap the later number.
 pub(crate) fn to_python(real: i64, zone: &TimeZone) -> i64 {
-    let Ok(ts) = Timestamp::from_second(real) else {
-        return real;
+    const DAY: i64 = 24 * 3600;
+    let wall = real;
+    let first_offset = wall_at(wall, zone).saturating_sub(wall);
+    let first = wall.saturating_sub(first_offset);
+    let first_solves = wall_at(first, zone) == wall;
+    let other_offset = if first_solves {
+        // One solution; an earlier one exists only if the offset a day
+        // before differs (a fold).
+        let earlier = first.saturating_sub(DAY);
+        let offset = wall_at(earlier, zone).saturating_sub(earlier);
+        if offset == first_offset {
+            return first;
+        }
+        offset
+    } else {
+        wall_at(first, zone).saturating_sub(first)
     };
-    let utc_wall = TimeZone::UTC.to_datetime(ts);
-    zone.to_ambiguous_timestamp(utc_wall)
-        .compatible()
-        .map_or(real, Timestamp::as_second)
+    let second = wall.saturating_sub(other_offset);
+    if wall_at(second, zone) == wall {
+        second
+    } else if first_solves {
+        first
+    } else {
+        // Neither offset solves it: the wall time is in a gap.
+        first.max(second)
+    }
 }
 
 /// The real Unix time of a number the Python package wrote in `zone`: its
 /// wall time in `zone`, read as UTC. The inverse of [`to_python`] (outside
 /// the hour a DST gap skips).
 pub(crate) fn from_python(python: i64, zone: &TimeZone) -> i64 {
-    let Ok(ts) = Timestamp::from_second(python) else {
-        return python;
-    };
-    let local_wall = zone.to_datetime(ts);
-    TimeZone::UTC
-        .to_ambiguous_timestamp(local_wall)
-        .compatible()
-        .map_or(python, Timestamp::as_second)
+    wall_at(python, zone)
 }
 
 #[cfg(test)]
@@ -95,7 +132,7 @@ mod tests {
     use super::*;
 
     fn zone(name: &str) -> TimeZone {
-        TimeZone::get(name).expect("the system zone database (tzdata)")
+        TimeZone::from_posix_tz(name).expect("the system zone database (tzdata)")
     }
 
     /// 2026-01-15 12:00:00 UTC and 2026-07-15 12:00:00 UTC.
@@ -129,6 +166,18 @@ mod tests {
         assert_eq!(to_python(gap_wall_as_utc, &ny), 1_772_955_000);
         let fold_wall_as_utc = 1_793_496_600; // 2026-11-01T01:30:00Z
         assert_eq!(to_python(fold_wall_as_utc, &ny), 1_793_511_000);
+
+        // The same under TZ="EST5EDT,M3.2.0,M11.1.0", a POSIX rule with no
+        // zone file, and under Australia/Lord_Howe, whose DST is 30 min:
+        // int(datetime(2026, 10, 4, 2, 15).timestamp()) (a gap) and
+        // int(datetime(2026, 4, 5, 1, 45).timestamp()) (a fold).
+        let rule = TimeZone::from_posix_tz("EST5EDT,M3.2.0,M11.1.0").expect("a POSIX rule");
+        assert_eq!(to_python(gap_wall_as_utc, &rule), 1_772_955_000);
+        assert_eq!(to_python(fold_wall_as_utc, &rule), 1_793_511_000);
+        let lord_howe = zone("Australia/Lord_Howe");
+        assert_eq!(to_python(1_791_080_100, &lord_howe), 1_791_042_300);
+        assert_eq!(to_python(1_775_353_500, &lord_howe), 1_775_313_900);
+        assert_eq!(from_python(1_775_313_900, &lord_howe), 1_775_353_500);
     }
 
     #[test]

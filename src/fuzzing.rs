@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use jiff::tz::TimeZone;
+use tz::TimeZone;
 
 use crate::cache::{CacheEntry, parse_entry};
 use crate::callback::{Verdict, judge, judge_head};
@@ -52,7 +52,7 @@ pub struct CacheFields {
 /// The cache loader's parser (Python-written numbers read in UTC): the
 /// fields, or why the text is no cache.
 pub fn parse_cache(input: &str) -> Result<CacheFields, &'static str> {
-    parse_entry(input, &TimeZone::UTC).map(|e| CacheFields {
+    parse_entry(input, TimeZone::utc).map(|e| CacheFields {
         api_base_url: e.api_base_url,
         access_token: e.token.access_token.secret().to_string(),
         expiration: e.token.expiration,
@@ -72,7 +72,7 @@ pub fn write_cache(fields: &CacheFields) -> String {
             ),
         )
     }
-    .to_json(&TimeZone::UTC)
+    .to_json(&TimeZone::utc())
 }
 
 /// What the callback server makes of one request.

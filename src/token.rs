@@ -25,11 +25,20 @@ impl Token {
     /// A token whose expiry is its own `exp` claim when it is a JWT, else
     /// `fallback_expiration`.
     pub(crate) fn new(access_token: AccessToken, fallback_expiration: i64) -> Token {
+        Token::with_fallback(access_token, || fallback_expiration)
+    }
+
+    /// As [`Token::new`], the fallback computed only for a token without
+    /// `exp`: a cache's fallback needs the local zone, read from disk.
+    pub(crate) fn with_fallback(
+        access_token: AccessToken,
+        fallback_expiration: impl FnOnce() -> i64,
+    ) -> Token {
         let claims = claims(access_token.secret());
         let expiration = claims
             .as_ref()
             .and_then(|c| c.exp)
-            .unwrap_or(fallback_expiration);
+            .unwrap_or_else(fallback_expiration);
         Token {
             access_token,
             expiration,

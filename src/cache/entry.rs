@@ -1,8 +1,8 @@
 //! One cache file's content: the Python package's three keys, ours beside
 //! them, both packages' clocks, and whose token it is.
 
-use jiff::tz::TimeZone;
 use serde_json::{Map, Value};
+use tz::TimeZone;
 
 use crate::clock::{EXPIRY_MARGIN_SECS, from_python, to_python};
 use crate::secret::AccessToken;
@@ -84,8 +84,12 @@ impl CacheEntry {
 }
 
 /// Parses a cache file's text, written in `zone`'s clock when the Python
-/// package wrote it. `Err` says why it does not count as a cache.
-pub(crate) fn parse_entry(text: &str, zone: &TimeZone) -> Result<CacheEntry, &'static str> {
+/// package wrote it (asked for only when needed: a JWT says when it
+/// expires). `Err` says why it does not count as a cache.
+pub(crate) fn parse_entry(
+    text: &str,
+    zone: impl FnOnce() -> TimeZone,
+) -> Result<CacheEntry, &'static str> {
     if text.trim().is_empty() {
         return Err("it is empty");
     }
@@ -121,11 +125,13 @@ pub(crate) fn parse_entry(text: &str, zone: &TimeZone) -> Result<CacheEntry, &'s
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    // A JWT's own `exp` wins over either number (Token::new).
-    let real_expiration = ours.unwrap_or_else(|| from_python(expiration, zone));
+    // A JWT's own `exp` wins over either number.
+    let token = Token::with_fallback(AccessToken::new(access_token), || {
+        ours.unwrap_or_else(|| from_python(expiration, &zone()))
+    });
     Ok(CacheEntry {
         api_base_url,
-        token: Token::new(AccessToken::new(access_token), real_expiration),
+        token,
         client_id: text(CLIENT_ID),
         org: text(ORG),
         python_written: ours.is_none(),
@@ -138,7 +144,7 @@ mod tests {
     use serde_json::json;
 
     fn utc() -> TimeZone {
-        TimeZone::UTC
+        TimeZone::utc()
     }
 
     use crate::jwt::test_token as jwt;
@@ -147,7 +153,7 @@ mod tests {
 
     #[test]
     fn python_written_file_parses_in_its_clock() {
-        let ny = TimeZone::get("America/New_York").unwrap();
+        let ny = TimeZone::from_posix_tz("America/New_York").unwrap();
         // Written at 2026-01-15 12:00 UTC + 1 h by Python under
         // TZ=America/New_York: its number is 5 h later than the real one.
         let real = 1_768_478_400 + 3600;
@@ -155,7 +161,7 @@ mod tests {
             r#"{{"api_base_url": "https://x", "access_token": "t", "expiration": {}}}"#,
             real + 5 * 3600
         );
-        let e = parse_entry(&text, &ny).unwrap();
+        let e = parse_entry(&text, || ny.clone()).unwrap();
         assert_eq!(e.api_base_url.as_deref(), Some("https://x"));
         assert_eq!(e.token.access_token.secret(), "t");
         assert_eq!(e.token.expiration, real);
@@ -165,7 +171,7 @@ mod tests {
 
     #[test]
     fn our_file_keeps_real_time_and_writes_python_time_minus_the_margin() {
-        let kolkata = TimeZone::get("Asia/Kolkata").unwrap();
+        let kolkata = TimeZone::from_posix_tz("Asia/Kolkata").unwrap();
         let mut e = entry("tok", Some("https://x"), Some("A"));
         e.token.expiration = 1_784_116_800;
         e.org = Some("acme".into());
@@ -177,7 +183,7 @@ mod tests {
         );
         assert_eq!(json["client_id"], "A");
         assert_eq!(json["org"], "acme");
-        let back = parse_entry(&e.to_json(&kolkata), &kolkata).unwrap();
+        let back = parse_entry(&e.to_json(&kolkata), || kolkata.clone()).unwrap();
         assert_eq!(back.token.expiration, 1_784_116_800);
         assert!(!back.python_written);
         assert_eq!(back.org.as_deref(), Some("acme"));
@@ -190,7 +196,7 @@ mod tests {
             r#"{{"api_base_url": "https://x", "access_token": "{token}", "expiration": 5, "expiration_unix": 6}}"#
         );
         assert_eq!(
-            parse_entry(&text, &utc()).unwrap().token.expiration,
+            parse_entry(&text, utc).unwrap().token.expiration,
             1_900_000_000
         );
     }
@@ -215,7 +221,7 @@ mod tests {
                 "expiration",
             ),
         ] {
-            let err = parse_entry(text, &utc()).unwrap_err();
+            let err = parse_entry(text, utc).unwrap_err();
             assert!(err.contains(why), "{text}: {err}");
         }
     }
@@ -227,7 +233,7 @@ mod proptests {
     use proptest::prelude::*;
 
     fn parse(text: &str) -> Result<CacheEntry, &'static str> {
-        parse_entry(text, &TimeZone::UTC)
+        parse_entry(text, TimeZone::utc)
     }
 
     /// The fuzz seeds (fuzz/seeds/cache_file) and shapes the fuzzer kept:
@@ -251,7 +257,7 @@ mod proptests {
         )
         .unwrap();
         assert_eq!(
-            parse(&max.to_json(&TimeZone::UTC))
+            parse(&max.to_json(&TimeZone::utc()))
                 .unwrap()
                 .token
                 .expiration,
@@ -337,7 +343,7 @@ mod proptests {
 
         #[test]
         fn what_is_saved_loads_back(e in any_entry()) {
-            let back = parse(&e.to_json(&TimeZone::UTC)).unwrap();
+            let back = parse(&e.to_json(&TimeZone::utc())).unwrap();
             prop_assert_eq!(back.api_base_url, e.api_base_url);
             prop_assert_eq!(back.token.access_token.secret(), e.token.access_token.secret());
             prop_assert_eq!(back.token.expiration, e.token.expiration);
@@ -347,7 +353,7 @@ mod proptests {
 
         #[test]
         fn parse_never_panics(text in any::<String>()) {
-            let _ = parse_entry(&text, &TimeZone::UTC);
+            let _ = parse_entry(&text, TimeZone::utc);
         }
 
         #[test]
@@ -358,12 +364,12 @@ mod proptests {
             client in proptest::option::of("[a-zA-Z0-9]{1,20}"),
             zone in prop::sample::select(vec!["UTC", "America/New_York", "Europe/Madrid", "Asia/Kolkata"]),
         ) {
-            let zone = TimeZone::get(zone).unwrap();
+            let zone = TimeZone::from_posix_tz(zone).unwrap();
             let e = CacheEntry {
                 client_id: client,
                 ..CacheEntry::new(url, Token::new(AccessToken::new(token), expiration))
             };
-            let back = parse_entry(&e.to_json(&zone), &zone).unwrap();
+            let back = parse_entry(&e.to_json(&zone), || zone.clone()).unwrap();
             prop_assert_eq!(back.api_base_url, e.api_base_url);
             prop_assert_eq!(back.token.access_token.secret(), e.token.access_token.secret());
             prop_assert_eq!(back.token.expiration, e.token.expiration);
@@ -374,7 +380,7 @@ mod proptests {
         fn python_formatting_loads_too(url in "https://[a-z]{1,10}\\.api\\.carto\\.com", token in "[A-Za-z0-9_-]{1,80}", expiration in 0i64..=4_000_000_000) {
             // json.dump's separators, keys in the Python package's order.
             let text = format!(r#"{{"api_base_url": "{url}", "access_token": "{token}", "expiration": {expiration}}}"#);
-            let e = parse_entry(&text, &TimeZone::UTC).unwrap();
+            let e = parse_entry(&text, TimeZone::utc).unwrap();
             prop_assert_eq!(e.api_base_url.as_deref(), Some(url.as_str()));
             prop_assert_eq!(e.token.access_token.secret(), token.as_str());
             prop_assert_eq!(e.token.expiration, expiration);

@@ -13,9 +13,10 @@ mod test_support;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use jiff::tz::TimeZone;
+use tz::TimeZone;
 
 pub use cached::CachedToken;
 pub(crate) use entry::{CacheEntry, parse_entry};
@@ -66,8 +67,9 @@ pub(crate) struct TokenCache {
     /// `~/.carto-auth` is ours, so its permissions are ours to tighten; a
     /// directory the caller named, or one a link leads to, is not.
     own_dir: Option<PathBuf>,
-    /// The zone of the Python package's clock in this file.
-    zone: TimeZone,
+    /// The zone of the Python package's clock in this file, looked up on
+    /// first use (see [`TokenCache::zone`]).
+    zone: OnceLock<TimeZone>,
 }
 
 impl TokenCache {
@@ -82,7 +84,7 @@ impl TokenCache {
             Some(path) => Ok(TokenCache {
                 path,
                 own_dir: default_dir(),
-                zone: local_zone(),
+                zone: OnceLock::new(),
             }),
             None => Err(Warning {
                 once_key: Some("no-home".into()),
@@ -97,12 +99,19 @@ impl TokenCache {
         TokenCache {
             path,
             own_dir: None,
-            zone: local_zone(),
+            zone: OnceLock::new(),
         }
     }
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Reading the local zone is a file read and parse that a cached
+    /// `carto-auth token` need not pay: a JWT's own `exp` makes it unneeded
+    /// for reading. So only when first needed.
+    fn zone(&self) -> &TimeZone {
+        self.zone.get_or_init(local_zone)
     }
 
     /// The file the path leads to: a cache path that is a symbolic link
@@ -137,7 +146,7 @@ impl TokenCache {
 
     fn read_once(&self) -> Read {
         match fs::read_to_string(&self.path) {
-            Ok(text) => match parse_entry(&text, &self.zone) {
+            Ok(text) => match parse_entry(&text, || self.zone().clone()) {
                 Ok(entry) => Read::Entry(Box::new(entry)),
                 Err(why) => Read::Broken(why),
             },
@@ -210,7 +219,7 @@ impl TokenCache {
         let tmp = dir.join(format!(".{name}.{}.{nonce}.tmp", std::process::id()));
         let result = (|| {
             let mut file = private_options().write(true).create_new(true).open(&tmp)?;
-            file.write_all(entry.to_json(&self.zone).as_bytes())?;
+            file.write_all(entry.to_json(self.zone()).as_bytes())?;
             file.sync_all()?;
             fs::rename(&tmp, target)
         })();
@@ -397,7 +406,7 @@ mod tests {
         fs::write(&path, "{\"api_base_url\": \"https://api\", \"acc").unwrap();
         let (warnings, warn) = collect();
         let writer = {
-            let (path, full) = (path.clone(), entry("whole").to_json(&TimeZone::UTC));
+            let (path, full) = (path.clone(), entry("whole").to_json(&TimeZone::utc()));
             std::thread::spawn(move || {
                 std::thread::sleep(REREAD_PAUSE / 5);
                 fs::write(path, full).unwrap();

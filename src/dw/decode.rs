@@ -2,8 +2,8 @@
 //! string (or null), RECORD cells as nested `{"f": [...]}`, REPEATED cells
 //! as arrays of `{"v": ...}`. Pure functions.
 
-use jiff::Timestamp;
 use serde_json::{Map, Number, Value};
+use tz::UtcDateTime;
 
 use crate::query::Column;
 
@@ -133,7 +133,28 @@ fn timestamp(text: &str) -> Option<String> {
             (seconds * 1e6).round() as i64
         }
     };
-    Some(Timestamp::from_microsecond(micros).ok()?.to_string())
+    let at = UtcDateTime::from_total_nanoseconds(i128::from(micros) * 1000).ok()?;
+    // BigQuery's range; anything else is not a TIMESTAMP and stays as sent.
+    if !(1..=9999).contains(&at.year()) {
+        return None;
+    }
+    let mut out = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        at.year(),
+        at.month(),
+        at.month_day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    let fraction = at.nanoseconds() / 1000;
+    if fraction != 0 {
+        let digits = format!("{fraction:06}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    out.push('Z');
+    Some(out)
 }
 
 #[cfg(test)]
@@ -233,6 +254,16 @@ mod tests {
             timestamp("-1").as_deref(),
             Some("1969-12-31T23:59:59.999999Z")
         );
+        assert_eq!(
+            timestamp("253402300799999999").as_deref(),
+            Some("9999-12-31T23:59:59.999999Z")
+        );
+        assert_eq!(
+            timestamp("-62135596800000000").as_deref(),
+            Some("0001-01-01T00:00:00Z")
+        );
+        assert_eq!(timestamp("253402300800000000"), None);
+        assert_eq!(timestamp("1e300"), None);
         assert_eq!(timestamp("soon"), None);
         assert_eq!(decode_scalar("TIMESTAMP", "soon"), json!("soon"));
     }
