@@ -53,14 +53,7 @@ impl Env {
 
     fn write_oauth_cache(&self, token: &str) {
         std::fs::create_dir_all(self.cache("oauth").parent().unwrap()).unwrap();
-        std::fs::write(
-            self.cache("oauth"),
-            format!(
-                r#"{{"api_base_url": "{}", "access_token": "{token}", "expiration": 99999999999}}"#,
-                self.fake.api_base_url()
-            ),
-        )
-        .unwrap();
+        self.fake.write_python_cache(&self.cache("oauth"), token);
     }
 }
 

@@ -118,14 +118,6 @@ fn a_python_written_cache_is_used_when_its_token_says_it_is_this_clients() {
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
     let cache = dir.path().join("token_m2m.json");
-    let python_file = |token: &str| {
-        // Byte for byte what Python's json.dump writes: three keys, none of
-        // ours; an expiration far away in any clock.
-        format!(
-            r#"{{"api_base_url": "{}", "access_token": "{token}", "expiration": 99999999999}}"#,
-            fake.api_base_url()
-        )
-    };
     // A JWT of this client (azp): reused without a request.
     let ours = fake.mint_token(
         &support::jwt::Subject::Client {
@@ -133,7 +125,7 @@ fn a_python_written_cache_is_used_when_its_token_says_it_is_this_clients() {
         },
         3600,
     );
-    std::fs::write(&cache, python_file(&ours)).unwrap();
+    fake.write_python_cache(&cache, &ours);
     let auth = login(&fake, &creds, &cache).unwrap();
     assert_eq!(auth.get_access_token().unwrap(), ours);
     assert!(fake.requests("/oauth/token").is_empty());
@@ -149,13 +141,13 @@ fn a_python_written_cache_is_used_when_its_token_says_it_is_this_clients() {
         },
         3600,
     );
-    std::fs::write(&cache, python_file(&theirs)).unwrap();
+    fake.write_python_cache(&cache, &theirs);
     let auth = login(&fake, &creds, &cache).unwrap();
     assert_ne!(auth.get_access_token().unwrap(), theirs);
     assert_eq!(fake.requests("/oauth/token").len(), 1);
 
     // An opaque token nothing attributes: not presented as this client's.
-    std::fs::write(&cache, python_file("py-opaque-token")).unwrap();
+    fake.write_python_cache(&cache, "py-opaque-token");
     let auth = login(&fake, &creds, &cache).unwrap();
     assert_ne!(auth.get_access_token().unwrap(), "py-opaque-token");
     assert_eq!(fake.requests("/oauth/token").len(), 2);
@@ -233,14 +225,7 @@ fn with_caching_off_the_file_is_neither_read_nor_written() {
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
     let cache = dir.path().join("token_m2m.json");
-    std::fs::write(
-        &cache,
-        format!(
-            r#"{{"api_base_url": "{}", "access_token": "cached", "expiration": 99999999999}}"#,
-            fake.api_base_url()
-        ),
-    )
-    .unwrap();
+    fake.write_python_cache(&cache, "cached");
     let before = std::fs::read_to_string(&cache).unwrap();
     let auth = CartoAuth::m2m(&creds)
         .cache_filepath(&cache)

@@ -433,14 +433,7 @@ fn another_kernels_fresh_login_of_the_same_user_is_used_instead_of_asking() {
         },
         3600,
     );
-    std::fs::write(
-        &cache,
-        format!(
-            r#"{{"api_base_url": "{}", "access_token": "{fresher}", "expiration": 99999999999}}"#,
-            fake.api_base_url()
-        ),
-    )
-    .unwrap();
+    fake.write_python_cache(&cache, &fresher);
     assert_eq!(auth.get_access_token().unwrap(), fresher);
     assert_eq!(player.times_shown(), 1);
     assert!(matches!(
@@ -468,14 +461,7 @@ fn an_expired_session_never_returns_another_accounts_token() {
         },
         3600,
     );
-    std::fs::write(
-        &cache,
-        format!(
-            r#"{{"api_base_url": "{}", "access_token": "{bens}", "expiration": 99999999999}}"#,
-            fake.api_base_url()
-        ),
-    )
-    .unwrap();
+    fake.write_python_cache(&cache, &bens);
     fake.set_expires_in(86_400);
     // Ana signs in again: she gets her own new token, never Ben's.
     let renewed = auth.get_access_token().unwrap();

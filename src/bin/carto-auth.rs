@@ -414,21 +414,20 @@ fn status(json: bool, cache_file: Option<PathBuf>) -> Result<(), Failure> {
     }
     for e in entries {
         let text = |k: &str| e[k].as_str().unwrap_or("").to_string();
-        if e["source"] == "environment" {
-            out(format!(
-                "token {API_TOKEN_VAR} (used before any cached login)"
-            ))?;
-            out(format!(
-                "      API base URL  {}",
-                e["api_base_url"]
-                    .as_str()
-                    .unwrap_or("(unknown: set CARTO_API_BASE_URL)")
-            ))?;
+        let url_and_token = |unknown: &str| -> Result<(), Failure> {
+            let url = e["api_base_url"].as_str().unwrap_or(unknown);
+            out(format!("      API base URL  {url}"))?;
             out(format!(
                 "      token         {} ({})",
                 text("token"),
                 text("expires")
+            ))
+        };
+        if e["source"] == "environment" {
+            out(format!(
+                "token {API_TOKEN_VAR} (used before any cached login)"
             ))?;
+            url_and_token("(unknown: set CARTO_API_BASE_URL)")?;
             continue;
         }
         out(format!("{:<5} {}", text("mode"), text("cache_file")))?;
@@ -436,15 +435,7 @@ fn status(json: bool, cache_file: Option<PathBuf>) -> Result<(), Failure> {
             "logged_out" => out("      not logged in")?,
             "unusable" => out(format!("      unusable: {}", text("problem")))?,
             state => {
-                out(format!(
-                    "      API base URL  {}",
-                    e["api_base_url"].as_str().unwrap_or("(none)")
-                ))?;
-                out(format!(
-                    "      token         {} ({})",
-                    text("token"),
-                    text("expires")
-                ))?;
+                url_and_token("(none)")?;
                 for (key, label) in [
                     ("subject", "subject"),
                     ("client_id", "client id"),

@@ -255,6 +255,20 @@ impl FakeCarto {
         format!("{}/api", self.base)
     }
 
+    /// Writes `path` as the Python package writes a cache of this fake's
+    /// API: byte for byte what its `json.dump` gives, three keys, none of
+    /// ours, and an expiration far away in any clock.
+    pub fn write_python_cache(&self, path: &std::path::Path, token: &str) {
+        std::fs::write(
+            path,
+            format!(
+                r#"{{"api_base_url": "{}", "access_token": "{token}", "expiration": 99999999999}}"#,
+                self.api_base_url()
+            ),
+        )
+        .unwrap();
+    }
+
     pub fn set_expires_in(&self, seconds: i64) {
         self.state.lock().unwrap().expires_in = seconds;
     }
