@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use carto_auth::CartoAuth;
 use serde_json::{Value, json};
-use support::bigquery::{self, FakeBigQuery, TimestampFormat};
+use support::bigquery::{self, FakeBigQuery, Rows, Table, TimestampFormat};
 
 const ROWS: usize = 100_000;
 const COLUMNS: usize = 10;
@@ -118,18 +118,18 @@ fn report(what: &str, times: Vec<Duration>, peak_kib: u64) {
 fn main() {
     // The pages as BigQuery sends them: every scalar a string, TIMESTAMP in
     // microseconds (the client asks for them so).
-    let fields = bigquery::generated_fields();
+    let table = Table {
+        fields: bigquery::generated_fields(),
+        rows: Rows::Generated(ROWS),
+        total_bytes_processed: 0,
+    };
+    let fields = &table.fields;
     assert_eq!(fields.as_array().unwrap().len(), COLUMNS);
     let rendering = Instant::now();
     let pages: Vec<Vec<u8>> = (0..ROWS / PAGE)
         .map(|p| {
             let rows: Vec<Value> = (p * PAGE..(p + 1) * PAGE)
-                .map(|i| {
-                    json!({"f": bigquery::generated_cells(i, TimestampFormat::Int64)
-                        .into_iter()
-                        .map(|v| json!({"v": v}))
-                        .collect::<Vec<_>>()})
-                })
+                .map(|i| table.wire_row(i, TimestampFormat::Int64))
                 .collect();
             serde_json::to_vec(&json!({
                 "kind": "bigquery#getQueryResultsResponse",

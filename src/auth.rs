@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::api::{LayerCredentials, carto_dw_credentials, discover};
 use crate::cache::CacheEntry;
-use crate::clock::{describe_expiry, now_unix};
+use crate::clock::{NO_EXPIRY, describe_expiry, now_unix};
 use crate::config::{Common, GivenConfig, Kind, OAuthConfig};
 use crate::error::{Error, Result};
 use crate::flow::Login;
@@ -110,9 +110,7 @@ impl CartoAuth {
         discovery_error: Option<String>,
         from_environment: bool,
     ) -> CartoAuth {
-        // A token that does not say when it expires is taken as good: the
-        // API will say otherwise.
-        let token = Token::new(access_token, i64::MAX);
+        let token = Token::new(access_token, NO_EXPIRY);
         let source = if from_environment {
             TokenSource::Environment
         } else {
@@ -143,11 +141,7 @@ impl CartoAuth {
             Some(url) => (Some(url.clone()), None),
             None => discover(common, &token.access_token).await,
         };
-        let entry = CacheEntry {
-            org: config.org.clone(),
-            ..CacheEntry::new(api_base_url.clone(), token.clone())
-        };
-        common.save(&entry).await;
+        config.save_token(api_base_url.clone(), &token).await;
         let auth = CartoAuth::new(
             Kind::OAuth(config.clone()),
             api_base_url,
@@ -241,10 +235,7 @@ impl CartoAuth {
     /// "expires in 23 h 41 min", "expired", or "no known expiry" for a
     /// given token that does not say.
     pub fn describe_expiry(&self) -> String {
-        match self.expiration() {
-            i64::MAX => "no known expiry".to_string(),
-            expiration => describe_expiry(expiration, now_unix()),
-        }
+        describe_expiry(self.expiration(), now_unix())
     }
 
     /// One line about the session, without the token: where, and for how long.
@@ -392,11 +383,7 @@ impl CartoAuth {
                 got: got.to_string(),
             });
         }
-        let entry = CacheEntry {
-            org: config.org.clone(),
-            ..CacheEntry::new(api_base_url, token.clone())
-        };
-        common.save(&entry).await;
+        config.save_token(api_base_url, &token).await;
         Ok((token, TokenSource::SignIn))
     }
 

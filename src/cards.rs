@@ -193,9 +193,7 @@ pub(crate) fn status_card(view: &SessionView) -> String {
             "it cannot be renewed here: set a new one",
         ),
     };
-    let status = if view.expiration == i64::MAX {
-        "no known expiry".to_string()
-    } else if expired {
+    let status = if expired {
         format!(
             "<span style=\"color:var(--jp-warn-color0,#e65100);font-weight:600\">expired</span>: {renewal}"
         )

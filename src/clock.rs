@@ -14,11 +14,24 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde_json::Value;
 use tz::TimeZone;
 
 /// A token counts as expired this many seconds before its expiration, so that
 /// a token handed out is not dead on arrival at the API.
 pub const EXPIRY_MARGIN_SECS: i64 = 60;
+
+/// The expiration of a token that does not say when it expires (one given
+/// as is): taken as good, the API will say otherwise.
+pub(crate) const NO_EXPIRY: i64 = i64::MAX;
+
+/// A number of seconds as JSON carries it (`exp`, `expires_in`, a cache's
+/// `expiration`): an integer, or a float as Python may write one, truncated.
+pub(crate) fn json_seconds(value: &Value) -> Option<i64> {
+    value
+        .as_i64()
+        .or_else(|| value.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+}
 
 /// Seconds since the Unix epoch: the real epoch on every machine, unlike the
 /// Python package's clock.
@@ -41,8 +54,12 @@ pub fn is_expired_at(expiration: i64, now: i64) -> bool {
     now.saturating_add(EXPIRY_MARGIN_SECS) >= expiration
 }
 
-/// "expires in 23 h 41 min", "expires in 40 s" or "expired".
+/// "expires in 23 h 41 min", "expires in 40 s", "expired", or "no known
+/// expiry" for [`NO_EXPIRY`].
 pub(crate) fn describe_expiry(expiration: i64, now: i64) -> String {
+    if expiration == NO_EXPIRY {
+        return "no known expiry".into();
+    }
     let left = expiration.saturating_sub(now);
     if left <= 0 {
         return "expired".into();

@@ -11,6 +11,7 @@ use crate::http::Http;
 use crate::m2m::Credentials;
 use crate::mode::Mode;
 use crate::prompt::{Prompt, warn};
+use crate::token::Token;
 
 /// What every kind of session shares.
 #[derive(Clone)]
@@ -110,6 +111,17 @@ pub(crate) struct OAuthConfig {
     /// Ask the authorization server for its sign-in form even when the
     /// browser is signed in (`prompt=login`).
     pub(crate) force_login: bool,
+}
+
+impl OAuthConfig {
+    /// Caches a person's token, with the organization it was signed in for.
+    pub(crate) async fn save_token(&self, api_base_url: Option<String>, token: &Token) {
+        let entry = CacheEntry {
+            org: self.org.clone(),
+            ..CacheEntry::new(api_base_url, token.clone())
+        };
+        self.common.save(&entry).await;
+    }
 }
 
 /// The settings of an M2M session, kept to renew its token.

@@ -12,6 +12,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
+use crate::clock::json_seconds;
+
 /// Tokens larger than this are not read as JWTs (Auth0's are about 1 KiB).
 const MAX_TOKEN_LEN: usize = 16 * 1024;
 
@@ -55,12 +57,8 @@ pub(crate) fn claims(token: &str) -> Option<Claims> {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    let exp = map.get("exp").and_then(|v| {
-        v.as_i64()
-            .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-    });
     Some(Claims {
-        exp,
+        exp: map.get("exp").and_then(json_seconds),
         sub: text("sub"),
         azp: text("azp"),
         org_id: text("org_id"),

@@ -1,9 +1,10 @@
 //! CARTO's SQL API: one query call for every connection of the
 //! organization (the CARTO Data Warehouse is `carto_dw`).
 
+use std::collections::HashSet;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::auth::CartoAuth;
 use crate::error::{Error, Result, Service};
@@ -163,12 +164,13 @@ fn parse_answer(url: &str, body: &[u8]) -> Result<QueryResult> {
         expected: "JSON with rows and schema",
         got,
     };
-    let answer: Value = serde_json::from_slice(body)
+    let mut answer: Value = serde_json::from_slice(body)
         .map_err(|_| invalid(format!("HTTP 200 and {}", describe_body(body))))?;
-    let (Some(rows), Some(schema)) = (
-        answer.get("rows").and_then(Value::as_array),
-        answer.get("schema").and_then(Value::as_array),
-    ) else {
+    let Some(schema) = answer
+        .get("schema")
+        .and_then(Value::as_array)
+        .filter(|_| answer.get("rows").is_some_and(Value::is_array))
+    else {
         return Err(invalid(describe_json(&answer)));
     };
     let mut columns: Vec<Column> = schema
@@ -179,24 +181,32 @@ fn parse_answer(url: &str, body: &[u8]) -> Result<QueryResult> {
             Some(Column::new(name, type_name))
         })
         .collect();
+    // The rows are moved out of the answer, not copied: a result can hold
+    // 200,000 of them.
+    let rows = match answer.get_mut("rows").map(Value::take) {
+        Some(Value::Array(rows)) => rows,
+        _ => Vec::new(),
+    };
     // A row key the schema does not list (an old server, say) still shows.
     let mut extra: Vec<String> = Vec::new();
-    for row in rows.iter().filter_map(Value::as_object) {
-        for key in row.keys() {
-            if !columns.iter().any(|c| c.name() == key) && !extra.contains(key) {
-                extra.push(key.clone());
+    {
+        let listed: HashSet<&str> = columns.iter().map(Column::name).collect();
+        for row in rows.iter().filter_map(Value::as_object) {
+            for key in row.keys() {
+                if !listed.contains(key.as_str()) && !extra.contains(key) {
+                    extra.push(key.clone());
+                }
             }
         }
     }
     columns.extend(extra.into_iter().map(|name| Column::new(name, "")));
     let mut values = Vec::with_capacity(rows.len());
-    for (i, row) in rows.iter().enumerate() {
-        let Some(row) = row.as_object() else {
+    for (i, row) in rows.into_iter().enumerate() {
+        let Value::Object(mut row) = row else {
             return Err(invalid(format!(
                 "a row (row {i}) that is not a JSON object"
             )));
         };
-        let mut row: Map<String, Value> = row.clone();
         values.push(
             columns
                 .iter()
@@ -207,7 +217,7 @@ fn parse_answer(url: &str, body: &[u8]) -> Result<QueryResult> {
     Ok(QueryResult::new(
         columns,
         values,
-        answer.get("meta").cloned().unwrap_or(Value::Null),
+        answer.get_mut("meta").map_or(Value::Null, Value::take),
     ))
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::clock::{is_expired_at, now_unix};
+use crate::clock::{is_expired_at, json_seconds, now_unix};
 use crate::endpoints::Endpoints;
 use crate::error::{Error, Grant, Result, Service};
 use crate::http::{Http, describe_json};
@@ -67,10 +67,7 @@ impl Token {
             .get("access_token")
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty());
-        let expires_in = value.get("expires_in").and_then(|v| {
-            v.as_i64()
-                .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-        });
+        let expires_in = value.get("expires_in").and_then(json_seconds);
         match (token, expires_in) {
             (Some(token), Some(expires_in)) if expires_in > 0 => Ok(Token::new(
                 AccessToken::new(token),

@@ -349,13 +349,7 @@ fn the_device_card_shows_a_large_code_and_a_clickable_link() {
 fn a_query_result_renders_as_a_readable_table() {
     let fake = FakeCarto::start();
     let _sql = support::sql_api::install(&fake);
-    let token = fake.mint_token(
-        &support::jwt::Subject::User {
-            sub: support::USER_ANA.into(),
-            org_id: None,
-        },
-        3600,
-    );
+    let token = fake.mint_token(&support::jwt::Subject::user(support::USER_ANA), 3600);
     let auth = CartoAuth::from_token(token, fake.api_base_url());
     let places = auth
         .sql_query(

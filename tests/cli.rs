@@ -210,6 +210,8 @@ fn interactive_login_reads_the_pasted_address_from_stdin() {
     );
 }
 
+/// `login --force` signs in again despite a good cache, and asks CARTO for
+/// its sign-in form (prompt=login) so that another account can be chosen.
 #[test]
 fn login_force_signs_in_again_despite_a_good_cache() {
     let env = Env::new();
@@ -222,6 +224,11 @@ fn login_force_signs_in_again_despite_a_good_cache() {
     let url = child.wait_line(Duration::from_secs(20), |l| {
         l.starts_with(&format!("{}/authorize?", env.fake.base))
     });
+    assert_eq!(
+        support::query_param(&url, "prompt").as_deref(),
+        Some("login"),
+        "{url}"
+    );
     child.write_line(&env.fake.authorize(&url));
     assert!(child.child.wait().unwrap().success());
     assert_eq!(
@@ -252,7 +259,7 @@ fn token_signs_in_when_a_terminal_is_attached() {
     let landed = env.fake.authorize(url.trim_end());
     child.write_line(&landed);
     let token_line = child.wait_line(Duration::from_secs(20), |l| {
-        l.trim_end().starts_with("eyJhbGciOiJSUzI1NiIs")
+        l.trim_end().starts_with(support::jwt::PREFIX)
     });
     assert!(child.child.wait().unwrap().success());
     assert_eq!(token_line.trim_end(), env.fake.issued_tokens()[0]);
@@ -277,7 +284,7 @@ fn status_shows_sessions_with_the_token_masked() {
         text.contains(&format!("API base URL  {}", env.fake.api_base_url())),
         "{text}"
     );
-    let masked = format!("…{}", &token[token.len() - 6..]);
+    let masked = support::masked(&token);
     assert!(
         text.contains(&masked) && text.contains("expires in 2"),
         "{text}"
@@ -397,13 +404,10 @@ fn every_command_ends_quietly_on_a_closed_stdout() {
     let creds = env.creds();
     let creds = creds.to_str().unwrap();
     env.run(&["login", "--m2m", creds]);
-    env.write_oauth_cache(&env.fake.mint_token(
-        &support::jwt::Subject::User {
-            sub: support::USER_ANA.into(),
-            org_id: None,
-        },
-        3600,
-    ));
+    env.write_oauth_cache(
+        &env.fake
+            .mint_token(&support::jwt::Subject::user(support::USER_ANA), 3600),
+    );
     for args in [
         &["status"][..],
         &["status", "--json"],
@@ -440,20 +444,13 @@ fn every_command_ends_quietly_on_a_closed_stdout() {
 #[test]
 fn an_api_token_in_the_environment_is_used_before_any_login() {
     let env = Env::new();
-    env.write_oauth_cache(&env.fake.mint_token(
-        &support::jwt::Subject::User {
-            sub: support::USER_ANA.into(),
-            org_id: None,
-        },
-        3600,
-    ));
-    let ci_token = env.fake.mint_token(
-        &support::jwt::Subject::User {
-            sub: "auth0|ci-bot".into(),
-            org_id: None,
-        },
-        3600,
+    env.write_oauth_cache(
+        &env.fake
+            .mint_token(&support::jwt::Subject::user(support::USER_ANA), 3600),
     );
+    let ci_token = env
+        .fake
+        .mint_token(&support::jwt::Subject::user("auth0|ci-bot"), 3600);
     let api = env.fake.api_base_url();
     let run = |args: &[&str]| {
         env.command(args)
@@ -483,8 +480,7 @@ fn an_api_token_in_the_environment_is_used_before_any_login() {
         "{text}"
     );
     assert!(
-        text.contains(&format!("…{}", &ci_token[ci_token.len() - 6..]))
-            && !text.contains(&ci_token),
+        text.contains(&support::masked(&ci_token)) && !text.contains(&ci_token),
         "{text}"
     );
     let json: serde_json::Value = serde_json::from_str(&out(&run(&["status", "--json"]))).unwrap();
@@ -501,13 +497,9 @@ fn an_api_token_in_the_environment_is_used_before_any_login() {
     );
 
     // Expired: an error that says so, never a prompt.
-    let old = env.fake.mint_token(
-        &support::jwt::Subject::User {
-            sub: "auth0|ci-bot".into(),
-            org_id: None,
-        },
-        -60,
-    );
+    let old = env
+        .fake
+        .mint_token(&support::jwt::Subject::user("auth0|ci-bot"), -60);
     let o = env
         .command(&["token"])
         .env("CARTO_API_TOKEN", &old)
@@ -515,25 +507,4 @@ fn an_api_token_in_the_environment_is_used_before_any_login() {
         .output()
         .unwrap();
     assert_one_line_error(&o, "the CARTO access token in CARTO_API_TOKEN expired");
-}
-
-/// `login --force` asks CARTO for its sign-in form (prompt=login).
-#[test]
-fn login_force_asks_for_the_sign_in_form() {
-    let env = Env::new();
-    let mut cmd = env.command(&["login", "--force", "--no-browser"]);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = ChildSession::new(cmd.spawn().unwrap());
-    let url = child.wait_line(Duration::from_secs(20), |l| {
-        l.starts_with(&format!("{}/authorize?", env.fake.base))
-    });
-    assert_eq!(
-        support::query_param(&url, "prompt").as_deref(),
-        Some("login"),
-        "{url}"
-    );
-    child.write_line(&env.fake.authorize(&url));
-    assert!(child.child.wait().unwrap().success());
 }

@@ -33,8 +33,7 @@ impl Prompt for Watcher {
             .unwrap()
             .authorize_url
             .clone();
-        let (_, headers, _) = support::http_get(&url);
-        Ok(support::header(&headers, "location").unwrap())
+        Ok(support::follow_authorize(&url))
     }
     fn notice(&self, message: &str) {
         self.notices.lock().unwrap().push(message.to_string());
@@ -314,9 +313,8 @@ fn the_environment_turns_the_device_flow_on() {
     }
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
-    let mut env = fake.env();
+    let mut env = support::paste_flow_env(&fake);
     env.push(("CARTO_AUTH_DEVICE_FLOW".into(), "1".into()));
-    env.push(("CARTO_AUTH_OPEN_BROWSER".into(), "0".into()));
     let mut child = ChildSession::new(spawn_child(
         "the_environment_turns_the_device_flow_on",
         "login",

@@ -376,8 +376,7 @@ fn run(target: Target, kind: Kind) {
             }
             // The token is cached without an API base URL: a plain login
             // does not take it, one given the URL does.
-            let cached: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
+            let cached = support::read_json(&cache);
             assert!(cached["api_base_url"].is_null(), "{cached}");
             let reuse = CartoAuth::oauth()
                 .endpoints(fake.endpoints())
@@ -538,9 +537,8 @@ fn login_without_a_writable_cache(
 ) -> Vec<String> {
     let outside = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(outside.path());
-    let mut env = fake.env();
+    let mut env = support::paste_flow_env(fake);
     env.push(("CARTO_TEST_CREDS".into(), creds.display().to_string()));
-    env.push(("CARTO_AUTH_OPEN_BROWSER".into(), "0".into()));
     let mut stderrs = Vec::new();
 
     let mut m2m = ChildSession::new(spawn("m2m", &env));

@@ -13,10 +13,7 @@ use support::jwt::Subject;
 use support::{ChildSession, FakeCarto, USER_ANA, child_scenario, spawn_child};
 
 fn ana() -> Subject {
-    Subject::User {
-        sub: USER_ANA.into(),
-        org_id: None,
-    }
+    Subject::user(USER_ANA)
 }
 
 #[test]
@@ -92,9 +89,8 @@ fn carto_api_token_is_used_without_a_prompt_before_any_stored_login() {
     let home = tempfile::tempdir().unwrap();
     let token = fake.mint_token(&ana(), 3600);
     let run = |scenario: &str, extra: &[(&str, String)]| {
-        let mut env = fake.env();
+        let mut env = support::paste_flow_env(&fake);
         env.push(("CARTO_API_TOKEN".into(), token.clone()));
-        env.push(("CARTO_AUTH_OPEN_BROWSER".into(), "0".into()));
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         let mut child = ChildSession::new(spawn_child(
             "carto_api_token_is_used_without_a_prompt_before_any_stored_login",

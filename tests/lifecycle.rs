@@ -135,8 +135,7 @@ fn a_cancelled_login_neither_blocks_the_exit_nor_swallows_the_next_answer() {
     }
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
-    let mut env = fake.env();
-    env.push(("CARTO_AUTH_OPEN_BROWSER".into(), "0".into()));
+    let env = support::paste_flow_env(&fake);
     let mut child = ChildSession::new(spawn_child(
         "a_cancelled_login_neither_blocks_the_exit_nor_swallows_the_next_answer",
         "cancel",

@@ -137,7 +137,7 @@ fn a_python_written_cache_is_used_when_its_token_says_it_is_this_clients() {
     // Another application's JWT, same API base URL: replaced.
     let theirs = fake.mint_token(
         &support::jwt::Subject::Client {
-            client_id: "m2m-client-B".into(),
+            client_id: support::M2M_ID_B.into(),
         },
         3600,
     );
@@ -166,7 +166,7 @@ fn a_cache_of_another_client_or_api_is_not_used() {
         std::fs::write(&cache, &other).unwrap();
         let auth = login(&fake, &creds, &cache).unwrap();
         let token = auth.get_access_token().unwrap();
-        assert!(token.starts_with("eyJhbGciOiJSUzI1NiIs"), "used a foreign token {token}");
+        assert!(token.starts_with(support::jwt::PREFIX), "used a foreign token {token}");
         assert_eq!(support::read_json(&cache)["client_id"], M2M_ID, "the cache now belongs to this client");
     }
     assert_eq!(fake.requests("/oauth/token").len(), 2);

@@ -654,7 +654,7 @@ fn assert_status_card(cell: &Cell, mode: &str, fake: &FakeCarto, cache: Option<&
         .last()
         .cloned()
         .expect("a token was issued");
-    let masked = format!("…{}", &token[token.len() - 6..]);
+    let masked = support::masked(&token);
     assert!(html.contains(&masked), "{html}");
     let plain = cell.result("text/plain").unwrap_or_default();
     assert!(
@@ -751,7 +751,7 @@ fn quickstart_logs_in_through_the_local_callback_and_gets_credentials() {
 
     let token = fake.issued_tokens()[0].clone();
     let token_cell = kernel.run(&nb.next("get_access_token()?"), CELL_TIMEOUT);
-    let masked = format!("…{}", &token[token.len() - 6..]);
+    let masked = support::masked(&token);
     assert_eq!(
         token_cell.assert_ok().stdout().trim(),
         format!("token {masked} ({} characters)", token.len())
@@ -867,13 +867,7 @@ fn quickstart_logs_in_through_the_local_callback_and_gets_credentials() {
 fn quickstart_runs_unattended_with_an_api_token() {
     let fake = FakeCarto::start();
     let home = home_dir();
-    let token = fake.mint_token(
-        &support::jwt::Subject::User {
-            sub: "auth0|ci-bot".into(),
-            org_id: None,
-        },
-        86_400,
-    );
+    let token = fake.mint_token(&support::jwt::Subject::user("auth0|ci-bot"), 86_400);
     let mut env = fake.env();
     env.push(("CARTO_API_TOKEN".into(), token.clone()));
     env.push(("CARTO_API_BASE_URL".into(), fake.api_base_url()));
@@ -908,11 +902,7 @@ fn quickstart_runs_unattended_with_an_api_token() {
         cells.push(unattended(&mut kernel, &nb.next(piece)));
     }
     nb.finish();
-    assert!(
-        cells[2]
-            .stdout()
-            .contains(&format!("…{}", &token[token.len() - 6..]))
-    );
+    assert!(cells[2].stdout().contains(&support::masked(&token)));
     assert!(fake.requests("/authorize").is_empty() && fake.requests("/oauth/token").is_empty());
     assert!(!home.path().join(".carto-auth").exists(), "nothing cached");
     assert_no_secrets(&cells.iter().collect::<Vec<_>>(), &fake);
@@ -1206,13 +1196,7 @@ fn data_notebook_queries_through_the_sql_api_and_the_dw_client() {
     let sql = support::sql_api::install(&fake);
     let bq = support::bigquery::FakeBigQuery::start_for(&fake);
     let home = home_dir();
-    let token = fake.mint_token(
-        &support::jwt::Subject::User {
-            sub: support::USER_ANA.into(),
-            org_id: None,
-        },
-        86_400,
-    );
+    let token = fake.mint_token(&support::jwt::Subject::user(support::USER_ANA), 86_400);
     let mut env = fake.env();
     env.push(("CARTO_API_TOKEN".into(), token.clone()));
     env.push(("CARTO_API_BASE_URL".into(), fake.api_base_url()));
@@ -1242,7 +1226,6 @@ fn data_notebook_queries_through_the_sql_api_and_the_dw_client() {
     );
     assert!(html.contains("text-align:right\">38000000</td>"), "{html}");
     assert!(html.contains("POINT(-170 -60)"), "{html}");
-    save_html("data-table", &html);
     let request = &sql.received()[0];
     assert_eq!(request.connection.as_deref(), Some("carto_dw"));
     assert_eq!(request.request.bearer(), Some(token.as_str()));
@@ -1293,11 +1276,4 @@ fn data_notebook_queries_through_the_sql_api_and_the_dw_client() {
             );
         }
     }
-}
-
-/// Keeps an HTML output the kernel sent, for the browser test to render.
-fn save_html(name: &str, html: &str) {
-    let dir = manifest_dir().join("target").join("notebook-html");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.html")), html).unwrap();
 }

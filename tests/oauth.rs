@@ -426,13 +426,7 @@ fn another_kernels_fresh_login_of_the_same_user_is_used_instead_of_asking() {
     let player = Player::pasting_url(&fake);
     let auth = paste_login(&fake, &player, &cache).login().unwrap();
     // Another kernel of the same user signed in meanwhile.
-    let fresher = fake.mint_token(
-        &support::jwt::Subject::User {
-            sub: support::USER_ANA.into(),
-            org_id: None,
-        },
-        3600,
-    );
+    let fresher = fake.mint_token(&support::jwt::Subject::user(support::USER_ANA), 3600);
     fake.write_python_cache(&cache, &fresher);
     assert_eq!(auth.get_access_token().unwrap(), fresher);
     assert_eq!(player.times_shown(), 1);
@@ -454,13 +448,7 @@ fn an_expired_session_never_returns_another_accounts_token() {
     let player = Player::pasting_url(&fake);
     let auth = paste_login(&fake, &player, &cache).login().unwrap();
     assert_eq!(auth.subject().as_deref(), Some(support::USER_ANA));
-    let bens = fake.mint_token(
-        &support::jwt::Subject::User {
-            sub: support::USER_BEN.into(),
-            org_id: None,
-        },
-        3600,
-    );
+    let bens = fake.mint_token(&support::jwt::Subject::user(support::USER_BEN), 3600);
     fake.write_python_cache(&cache, &bens);
     fake.set_expires_in(86_400);
     // Ana signs in again: she gets her own new token, never Ben's.
@@ -876,8 +864,7 @@ fn the_one_line_login_asks_again_after_a_slip() {
     }
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
-    let mut env = fake.env();
-    env.push(("CARTO_AUTH_OPEN_BROWSER".into(), "0".into()));
+    let env = support::paste_flow_env(&fake);
     let mut child = ChildSession::new(spawn_child(
         "the_one_line_login_asks_again_after_a_slip",
         "login",

@@ -132,12 +132,19 @@ impl<'a> Zone<'a> {
         value
     }
 
-    /// The Rust crate once, in a child process of this test binary with
-    /// `TZ` and the fake's endpoints; its `RESULT` JSON.
-    fn rust(&self, scenario: &str, cache: &Path, vars: &[(&str, String)]) -> Value {
+    /// The environment of a child of this test binary: the fake's
+    /// endpoints, `TZ`, the cache file.
+    fn env(&self, cache: &Path) -> Vec<(String, String)> {
         let mut env = self.fake.env();
         env.push(("TZ".into(), self.tz.into()));
         env.push(("CARTO_TEST_CACHE".into(), cache.display().to_string()));
+        env
+    }
+
+    /// The Rust crate once, in a child process of this test binary with
+    /// `TZ` and the fake's endpoints; its `RESULT` JSON.
+    fn rust(&self, scenario: &str, cache: &Path, vars: &[(&str, String)]) -> Value {
+        let mut env = self.env(cache);
         for (k, v) in vars {
             env.push((k.to_string(), v.clone()));
         }
@@ -614,9 +621,7 @@ fn an_oauth_session_never_takes_another_accounts_token_from_python() {
         let cache = z.path("token_oauth.json");
         fake.sign_in_as(USER_ANA);
         fake.set_expires_in(30);
-        let mut env = fake.env();
-        env.push(("TZ".into(), tz.into()));
-        env.push(("CARTO_TEST_CACHE".into(), cache.display().to_string()));
+        let env = z.env(&cache);
         let mut ana = support::ChildSession::new(spawn_child(test, "session", z.home.path(), &env));
         let step = |ana: &mut support::ChildSession, n: usize| -> Value {
             if n > 0 {

@@ -32,14 +32,6 @@ fn setup() -> (FakeCarto, SqlApi, tempfile::TempDir, CartoAuth) {
     (fake, sql, dir, auth)
 }
 
-fn login(fake: &FakeCarto, dir: &tempfile::TempDir) -> CartoAuth {
-    CartoAuth::m2m(fake.m2m_credentials_file(dir.path()))
-        .use_cache(false)
-        .endpoints(fake.endpoints())
-        .login()
-        .unwrap()
-}
-
 // ---- the request ----
 
 #[test]
@@ -391,7 +383,6 @@ fn server_errors_are_reported_with_their_status() {
 
 #[test]
 fn a_json_error_without_an_error_text_is_not_called_non_json() {
-    // FAILS today: src/sql.rs sql_error falls back to describe_body.
     // CARTO's gateway (or an older API) can answer JSON with neither
     // `error` nor `message`: the error must not call it "non-JSON text".
     let (_fake, sql, _dir, auth) = setup();
@@ -408,13 +399,8 @@ fn a_slow_answer_outlasts_a_short_request_timeout() {
     // timeout (half a second here) does not cut them short.
     let fake = FakeCarto::start();
     let sql = sql_api::install(&fake);
-    let dir = tempfile::tempdir().unwrap();
-    let auth = CartoAuth::m2m(fake.m2m_credentials_file(dir.path()))
-        .use_cache(false)
-        .endpoints(fake.endpoints())
-        .timeout(Duration::from_millis(500))
-        .login()
-        .unwrap();
+    let (_dir, builder) = support::m2m_builder(&fake);
+    let auth = builder.timeout(Duration::from_millis(500)).login().unwrap();
     sql.set_delay(Some(Duration::from_millis(1500)));
     let result = auth.sql_query(CARTO_DW, ALL_TYPES);
     assert_eq!(result.unwrap().len(), 3);
@@ -426,9 +412,8 @@ fn a_slow_answer_outlasts_a_short_request_timeout() {
 fn an_expired_m2m_token_is_renewed_before_the_query() {
     let fake = FakeCarto::start();
     let sql = sql_api::install(&fake);
-    let dir = tempfile::tempdir().unwrap();
     fake.set_expires_in(30); // expired on arrival by the 60 s margin
-    let auth = login(&fake, &dir);
+    let (_dir, auth) = support::m2m_session(&fake);
     fake.set_expires_in(3600);
     assert_eq!(fake.requests("/oauth/token").len(), 1);
 
@@ -451,13 +436,7 @@ fn an_expired_m2m_token_is_renewed_before_the_query() {
 fn a_session_without_an_api_base_url_sends_nothing() {
     let fake = FakeCarto::start();
     let sql = sql_api::install(&fake);
-    let token = fake.mint_token(
-        &Subject::User {
-            sub: USER_ANA.into(),
-            org_id: None,
-        },
-        3600,
-    );
+    let token = fake.mint_token(&Subject::user(USER_ANA), 3600);
     let auth = CartoAuth::from_token(token.clone(), "");
     let err = auth.sql_query(CARTO_DW, ALL_TYPES).unwrap_err();
     assert!(matches!(err, Error::NoApiBaseUrl { .. }), "{err:?}");
@@ -508,7 +487,7 @@ async fn the_async_twins_answer_the_same_and_the_blocking_ones_say_so_here() {
 
 #[test]
 fn no_error_holds_a_secret() {
-    let (fake, sql, dir, auth) = setup();
+    let (fake, sql, _dir, auth) = setup();
     let mut errors: Vec<Error> = Vec::new();
     errors.push(auth.sql_query(CARTO_DW, BAD_SQL).unwrap_err());
     errors.push(auth.sql_query("nope", ALL_TYPES).unwrap_err());
@@ -521,10 +500,7 @@ fn no_error_holds_a_secret() {
     sql.heal();
     // A given JWT that has expired (the session sees it), and an opaque
     // one that has (only CARTO sees it).
-    let user = Subject::User {
-        sub: USER_ANA.into(),
-        org_id: None,
-    };
+    let user = Subject::user(USER_ANA);
     let expired = CartoAuth::from_token(fake.mint_token(&user, -10), fake.api_base_url());
     let err = expired.sql_query(CARTO_DW, ALL_TYPES).unwrap_err();
     assert!(matches!(err, Error::TokenExpired { .. }), "{err:?}");
@@ -544,7 +520,7 @@ fn no_error_holds_a_secret() {
     );
     // The session after renewal, too.
     fake.set_expires_in(30);
-    let renewing = login(&fake, &dir);
+    let (_renewing_dir, renewing) = support::m2m_session(&fake);
     fake.set_expires_in(3600);
     errors.push(renewing.sql_query(CARTO_DW, BAD_SQL).unwrap_err());
 

@@ -50,12 +50,7 @@ impl CachedToken {
             path: path.to_path_buf(),
             reason,
         };
-        let mut read = cache.read_once();
-        if matches!(read, Read::Broken(_)) {
-            std::thread::sleep(super::REREAD_PAUSE);
-            read = cache.read_once();
-        }
-        match read {
+        match cache.read_blocking() {
             Read::Missing => Ok(None),
             Read::Entry(entry) => Ok(Some(CachedToken {
                 path: path.to_path_buf(),

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 use tz::TimeZone;
 
-use crate::clock::{EXPIRY_MARGIN_SECS, from_python, to_python};
+use crate::clock::{EXPIRY_MARGIN_SECS, from_python, json_seconds, to_python};
 use crate::secret::AccessToken;
 use crate::token::Token;
 
@@ -113,12 +113,8 @@ pub(crate) fn parse_entry(
         .as_str()
         .filter(|t| !t.is_empty())
         .ok_or("its access_token is not a string")?;
-    let number = |v: &Value| {
-        v.as_i64()
-            .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-    };
-    let expiration = number(expiration).ok_or("its expiration is not a number")?;
-    let ours = map.get(EXPIRATION_UNIX).and_then(number);
+    let expiration = json_seconds(expiration).ok_or("its expiration is not a number")?;
+    let ours = map.get(EXPIRATION_UNIX).and_then(json_seconds);
     let text = |key: &str| {
         map.get(key)
             .and_then(Value::as_str)

@@ -39,12 +39,7 @@ impl CacheEntry {
             (None, None | Some("")) => return Err("it has no API base URL"),
             _ => {}
         }
-        if let Some(org) = org
-            && self.org.as_deref() != Some(org)
-        {
-            return Err("nothing in it says it is for this organization");
-        }
-        Ok(())
+        self.check_org(org)
     }
 
     /// Whether an OAuth session of `subject` on `api_base_url` may renew
@@ -64,12 +59,18 @@ impl CacheEntry {
         if !same_url(self.api_base_url.as_deref(), api_base_url) {
             return Err("it is for another API base URL");
         }
-        if let Some(org) = org
-            && self.org.as_deref() != Some(org)
-        {
-            return Err("nothing in it says it is for this organization");
+        self.check_org(org)
+    }
+
+    /// An organization asked for must be the one recorded: a token of
+    /// unknown organization is never presented as that organization's.
+    fn check_org(&self, org: Option<&str>) -> Result<(), NotReused> {
+        match org {
+            Some(org) if self.org.as_deref() != Some(org) => {
+                Err("nothing in it says it is for this organization")
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 

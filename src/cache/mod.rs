@@ -136,12 +136,18 @@ impl TokenCache {
     /// [`load`](Self::load) for blocking callers.
     #[cfg(test)]
     pub(crate) fn load_blocking(&self, warn: Warn<'_>) -> Option<CacheEntry> {
-        let mut read = self.read_once();
+        self.loaded(self.read_blocking(), warn)
+    }
+
+    /// What the file holds, read once more after a short pause when it
+    /// looks half-written; for blocking callers.
+    fn read_blocking(&self) -> Read {
+        let read = self.read_once();
         if matches!(read, Read::Broken(_)) {
             std::thread::sleep(REREAD_PAUSE);
-            read = self.read_once();
+            return self.read_once();
         }
-        self.loaded(read, warn)
+        read
     }
 
     fn read_once(&self) -> Read {

@@ -19,13 +19,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use google_bigquery2::api::{DataFormatOptions, QueryRequest, TableSchema};
+use google_bigquery2::api::{DataFormatOptions, QueryRequest, TableRow, TableSchema};
 use google_bigquery2::hyper_rustls::HttpsConnector;
 use google_bigquery2::hyper_util::client::legacy::connect::HttpConnector;
 use google_bigquery2::{Bigquery, common, hyper_rustls, hyper_util};
-#[cfg(feature = "fuzzing")]
-use serde_json::Value;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::api::carto_dw_credentials;
 use crate::auth::CartoAuth;
@@ -296,10 +294,7 @@ impl CartoDwClient {
             if page.complete {
                 let fields = fields.get_or_insert_with(|| schema_fields(page.schema.as_ref()));
                 // Decoded page by page, each page's raw rows dropped as it goes.
-                for row in page.rows.take().unwrap_or_default() {
-                    let cells = row.f.iter().flatten().map(|cell| cell.v.as_ref());
-                    rows.push(decode_row(fields, cells));
-                }
+                rows.extend(decode_rows(fields, page.rows.take()));
                 if page.token.is_none() {
                     break;
                 }
@@ -376,7 +371,7 @@ impl CartoDwClient {
 struct Page {
     complete: bool,
     schema: Option<TableSchema>,
-    rows: Option<Vec<google_bigquery2::api::TableRow>>,
+    rows: Option<Vec<TableRow>>,
     token: Option<String>,
     total_rows: Option<u64>,
     bytes: Option<i64>,
@@ -390,12 +385,14 @@ pub(crate) fn decode_page(body: &[u8]) -> std::result::Result<Vec<Vec<Value>>, S
     let page: google_bigquery2::api::GetQueryResultsResponse =
         serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let fields = schema_fields(page.schema.as_ref());
-    Ok(page
-        .rows
-        .unwrap_or_default()
+    Ok(decode_rows(&fields, page.rows).collect())
+}
+
+/// One page's rows, each decoded by the schema's fields.
+fn decode_rows(fields: &[Field], rows: Option<Vec<TableRow>>) -> impl Iterator<Item = Vec<Value>> {
+    rows.unwrap_or_default()
         .into_iter()
-        .map(|row| decode_row(&fields, row.f.iter().flatten().map(|cell| cell.v.as_ref())))
-        .collect())
+        .map(move |row| decode_row(fields, row.f.iter().flatten().map(|cell| cell.v.as_ref())))
 }
 
 fn schema_fields(schema: Option<&TableSchema>) -> Vec<Field> {

@@ -46,8 +46,7 @@
 //! writes doubles ("3.14159", "1.0E20", "NaN", "Infinity", "-Infinity");
 //! BYTES base64; JSON as its text; NUMERIC and BIGNUMERIC as decimal
 //! strings; GEOGRAPHY as WKT. Schema types are the names the REST API uses
-//! in query results (INTEGER, FLOAT, BOOLEAN, RECORD; the others as in SQL),
-//! or the standard names with [`FakeBigQuery::use_standard_type_names`].
+//! in query results (INTEGER, FLOAT, BOOLEAN, RECORD; the others as in SQL).
 //!
 //! The queries it knows, by the table after `FROM` (`carto-dw-ac-fake.fake.x`
 //! or `fake.x`, backticks optional):
@@ -63,8 +62,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -590,33 +588,6 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// RECORD → STRUCT, INTEGER → INT64, FLOAT → FLOAT64, BOOLEAN → BOOL.
-fn standard_names(fields: &Value) -> Value {
-    Value::Array(
-        fields
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                let mut f = f.clone();
-                let standard = match f["type"].as_str().unwrap() {
-                    "RECORD" => "STRUCT",
-                    "INTEGER" => "INT64",
-                    "FLOAT" => "FLOAT64",
-                    "BOOLEAN" => "BOOL",
-                    other => other,
-                }
-                .to_string();
-                f["type"] = standard.into();
-                if f.get("fields").is_some() {
-                    f["fields"] = standard_names(&f["fields"]);
-                }
-                f
-            })
-            .collect(),
-    )
-}
-
 // ---- the server ----
 
 struct Job {
@@ -637,19 +608,8 @@ struct State {
     page_size: usize,
     pending_polls: u32,
     complete_in_query: bool,
-    standard_type_names: bool,
-    location: String,
     /// The next requests answered with these statuses, whatever they ask.
     faults: VecDeque<u16>,
-    delay: Option<Duration>,
-}
-
-/// A job the fake created, for assertions.
-#[derive(Debug, Clone)]
-pub struct JobInfo {
-    pub job_id: String,
-    pub location: String,
-    pub rows: usize,
 }
 
 pub struct FakeBigQuery {
@@ -657,7 +617,6 @@ pub struct FakeBigQuery {
     pub base: String,
     server: Arc<tiny_http::Server>,
     state: Arc<Mutex<State>>,
-    recorded: Arc<Condvar>,
     dw: Arc<Mutex<DwTokens>>,
 }
 
@@ -685,23 +644,18 @@ impl FakeBigQuery {
             page_size: 2,
             pending_polls: 0,
             complete_in_query: false,
-            standard_type_names: false,
-            location: LOCATION.into(),
             faults: VecDeque::new(),
-            delay: None,
         }));
-        let recorded = Arc::new(Condvar::new());
         let bq = FakeBigQuery {
             base: format!("http://127.0.0.1:{port}"),
             server: server.clone(),
             state: state.clone(),
-            recorded: recorded.clone(),
             dw: dw.clone(),
         };
         std::thread::spawn(move || {
             for request in server.incoming_requests() {
-                let (state, recorded, dw) = (state.clone(), recorded.clone(), dw.clone());
-                std::thread::spawn(move || handle(request, &state, &recorded, &dw));
+                let (state, dw) = (state.clone(), dw.clone());
+                std::thread::spawn(move || handle(request, &state, &dw));
             }
         });
         bq
@@ -710,15 +664,6 @@ impl FakeBigQuery {
     /// A DW token this fake accepts (for a fake started without CARTO).
     pub fn issue_dw_token(&self) -> String {
         self.dw.lock().unwrap().issue()
-    }
-
-    /// See [`FakeCarto::revoke_dw_tokens`].
-    pub fn revoke_dw_tokens(&self) {
-        self.dw.lock().unwrap().revoke_all();
-    }
-
-    pub fn dw_tokens(&self) -> Vec<String> {
-        self.dw.lock().unwrap().issued()
     }
 
     /// At most this many rows per page, whatever `maxResults` asks (BigQuery's
@@ -740,27 +685,11 @@ impl FakeBigQuery {
         self.state.lock().unwrap().complete_in_query = complete;
     }
 
-    /// Schema types as INT64, FLOAT64, BOOL, STRUCT instead of INTEGER,
-    /// FLOAT, BOOLEAN, RECORD.
-    pub fn use_standard_type_names(&self, standard: bool) {
-        self.state.lock().unwrap().standard_type_names = standard;
-    }
-
-    /// Where the data and new jobs are (default "US").
-    pub fn set_location(&self, location: &str) {
-        self.state.lock().unwrap().location = location.into();
-    }
-
     /// The next `count` requests are answered `status` as BigQuery writes
     /// it (500 and 503 `backendError`, 429 and 403 `rateLimitExceeded`).
     pub fn fail_next(&self, count: usize, status: u16) {
         let mut s = self.state.lock().unwrap();
         s.faults.extend(std::iter::repeat_n(status, count));
-    }
-
-    /// Every answer comes after `delay` (None: at once).
-    pub fn set_delay(&self, delay: Option<Duration>) {
-        self.state.lock().unwrap().delay = delay;
     }
 
     /// Every request, in order.
@@ -783,39 +712,6 @@ impl FakeBigQuery {
             .filter(|r| r.path.contains("/queries/"))
             .collect()
     }
-
-    /// The jobs created.
-    pub fn jobs(&self) -> Vec<JobInfo> {
-        self.state
-            .lock()
-            .unwrap()
-            .jobs
-            .iter()
-            .map(|(id, job)| JobInfo {
-                job_id: id.clone(),
-                location: job.location.clone(),
-                rows: job.table.len(),
-            })
-            .collect()
-    }
-
-    /// Waits (bounded) until `count` requests have arrived.
-    pub fn wait_requests(&self, count: usize, timeout: Duration) -> Vec<Recorded> {
-        let deadline = Instant::now() + timeout;
-        let mut s = self.state.lock().unwrap();
-        loop {
-            if s.requests.len() >= count {
-                return s.requests.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "{count} BigQuery requests did not arrive within {timeout:?} (saw {})",
-                s.requests.len()
-            );
-            s = self.recorded.wait_timeout(s, left).unwrap().0;
-        }
-    }
 }
 
 impl Drop for FakeBigQuery {
@@ -824,26 +720,17 @@ impl Drop for FakeBigQuery {
     }
 }
 
-fn handle(
-    mut request: tiny_http::Request,
-    state: &Mutex<State>,
-    recorded_cv: &Condvar,
-    dw: &Mutex<DwTokens>,
-) {
+fn handle(mut request: tiny_http::Request, state: &Mutex<State>, dw: &Mutex<DwTokens>) {
     let r = Recorded {
         // A JSON API: its body is no form.
         form: Vec::new(),
         ..Recorded::from_request(&mut request)
     };
-    let (delay, fault) = {
+    let fault = {
         let mut s = state.lock().unwrap();
         s.requests.push(r.clone());
-        (s.delay, s.faults.pop_front())
+        s.faults.pop_front()
     };
-    recorded_cv.notify_all();
-    if let Some(delay) = delay {
-        std::thread::sleep(delay);
-    }
     let (status, body) = match fault {
         Some(status) => fault_answer(status),
         None => route(&r, state, dw),
@@ -1059,9 +946,10 @@ fn jobs_query(r: &Recorded, state: &Mutex<State>) -> Answer {
         Ok(ts) => ts,
         Err(answer) => return answer,
     };
-    let (location, pending, complete_in_query) = {
+    let location = LOCATION.to_string();
+    let (pending, complete_in_query) = {
         let s = state.lock().unwrap();
-        (s.location.clone(), s.pending_polls, s.complete_in_query)
+        (s.pending_polls, s.complete_in_query)
     };
     if let Some(asked) = body.get("location").and_then(Value::as_str)
         && !asked.eq_ignore_ascii_case(&location)
@@ -1383,11 +1271,7 @@ fn page(
         .unwrap_or(usize::MAX)
         .min(s.page_size)
         .min(total.saturating_sub(start));
-    let fields = if s.standard_type_names {
-        standard_names(&table.fields)
-    } else {
-        table.fields.clone()
-    };
+    let fields = table.fields.clone();
     let mut answer = json!({
         "schema": {"fields": fields},
         "totalRows": total.to_string(),

@@ -158,15 +158,6 @@ pub fn finish_child(mut child: Child, timeout: Duration) -> (bool, String, Strin
     }
 }
 
-/// The `RESULT ...` line a child printed.
-pub fn child_result(stdout: &str) -> String {
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("no RESULT line in:\n{stdout}"))
-}
-
 /// A child process whose stdout and stderr lines are read as they come.
 pub struct ChildSession {
     pub child: Child,
@@ -281,6 +272,14 @@ pub fn local_flow_env(fake: &FakeCarto, dir: &Path, browser: &Path) -> Vec<(Stri
     env.push(("BROWSER".into(), browser.display().to_string()));
     env.push(("CARTO_AUTH_OPEN_BROWSER".into(), "1".into()));
     env.push(("TMPDIR".into(), dir.display().to_string()));
+    env
+}
+
+/// The environment of a child that runs the paste flow: the fake's
+/// endpoints, no local browser.
+pub fn paste_flow_env(fake: &FakeCarto) -> Vec<(String, String)> {
+    let mut env = fake.env();
+    env.push(("CARTO_AUTH_OPEN_BROWSER".into(), "0".into()));
     env
 }
 

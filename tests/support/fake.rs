@@ -289,13 +289,6 @@ impl FakeCarto {
         self.state.lock().unwrap().iss_param = iss;
     }
 
-    /// The polling interval and code lifetime of new device logins.
-    pub fn set_device_timing(&self, interval_secs: u64, expires_in_secs: u64) {
-        let mut s = self.state.lock().unwrap();
-        s.devices.interval_secs = interval_secs;
-        s.devices.expires_in_secs = expires_in_secs;
-    }
-
     /// Makes the endpoint at `path` (e.g. "/oauth/token") answer `fault`.
     pub fn fault(&self, path: &str, fault: Fault) {
         self.state.lock().unwrap().faults.insert(path.into(), fault);
@@ -334,8 +327,7 @@ impl FakeCarto {
             Subject::Client { client_id } => client_id.clone(),
             Subject::User { .. } => CLIENT_ID.to_string(),
         };
-        let issuer = format!("{}/", self.base);
-        issue_token(&mut s, &issuer, &azp, subject, expires_in)
+        issue_token(&mut s, &self.issuer(), &azp, subject, expires_in)
     }
 
     /// Waits (bounded) until `count` requests to `path` have arrived; the
@@ -437,12 +429,9 @@ impl FakeCarto {
         out
     }
 
-    /// Plays the browser at the authorize URL: CARTO's login answers with a
-    /// redirect, whose target is returned (not followed).
+    /// See [`follow_authorize`].
     pub fn authorize(&self, authorize_url: &str) -> String {
-        let (status, headers, body) = http_get(authorize_url);
-        assert_eq!(status, 302, "authorize refused: {body}");
-        header(&headers, "location").expect("a Location header")
+        follow_authorize(authorize_url)
     }
 
     pub fn m2m_credentials_file(&self, dir: &std::path::Path) -> std::path::PathBuf {
@@ -815,4 +804,12 @@ fn token(r: &Recorded, state: &Mutex<State>, issuer: &str) -> Answer {
     let token = issue_token(&mut s, issuer, &azp, &subject, expires_in);
     let body = json!({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"});
     (200, body.to_string(), None, "application/json")
+}
+
+/// Plays the browser at an authorize URL of the fake: CARTO's login answers
+/// with a redirect, whose target is returned (not followed).
+pub fn follow_authorize(authorize_url: &str) -> String {
+    let (status, headers, body) = http_get(authorize_url);
+    assert_eq!(status, 302, "authorize refused: {body}");
+    header(&headers, "location").expect("a Location header")
 }

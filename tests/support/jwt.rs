@@ -15,6 +15,20 @@ pub enum Subject {
     Client { client_id: String },
 }
 
+/// How every token the fake issues begins: its header, `{"alg":"RS256",`,
+/// in base64url.
+pub const PREFIX: &str = "eyJhbGciOiJSUzI1NiIs";
+
+impl Subject {
+    /// A person without an organization.
+    pub fn user(sub: &str) -> Subject {
+        Subject::User {
+            sub: sub.into(),
+            org_id: None,
+        }
+    }
+}
+
 /// A JWT with `iss`, `sub`, `aud`, `iat`, `exp`, `azp` (and `gty` for M2M,
 /// `org_id` when an organization was used), as Auth0 writes them.
 pub fn issue(

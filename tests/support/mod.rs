@@ -24,6 +24,11 @@ pub use child::*;
 pub use fake::*;
 pub use http::*;
 
+/// A token as the crate masks it: an ellipsis and its last 6 characters.
+pub fn masked(token: &str) -> String {
+    format!("…{}", &token[token.len() - 6..])
+}
+
 /// An extra route of the fake: the request, and whether its bearer token
 /// is one the fake issued and unexpired; answers status and JSON.
 pub type Route = Arc<dyn Fn(&Recorded, bool) -> (u16, String) + Send + Sync>;
@@ -69,7 +74,8 @@ pub async fn m2m_session_async(fake: &FakeCarto) -> (tempfile::TempDir, carto_au
     (dir, builder.login_async().await.unwrap())
 }
 
-fn m2m_builder(fake: &FakeCarto) -> (tempfile::TempDir, carto_auth::M2mBuilder) {
+/// The builder of [`m2m_session`], for sessions with other settings.
+pub fn m2m_builder(fake: &FakeCarto) -> (tempfile::TempDir, carto_auth::M2mBuilder) {
     let dir = tempfile::tempdir().unwrap();
     let builder = carto_auth::CartoAuth::m2m(fake.m2m_credentials_file(dir.path()))
         .use_cache(false)

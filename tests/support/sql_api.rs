@@ -25,8 +25,8 @@
 //!   400 `Syntax error: Unexpected identifier "<word>" at [1:1]`;
 //! - any other table: 400 `Not found: Table <name> was not found in location US`.
 
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
@@ -110,7 +110,6 @@ struct State {
 #[derive(Clone)]
 pub struct SqlApi {
     state: Arc<Mutex<State>>,
-    received: Arc<Condvar>,
     path_prefix: String,
 }
 
@@ -125,7 +124,6 @@ pub fn install(fake: &FakeCarto) -> SqlApi {
             failure: None,
             received: Vec::new(),
         })),
-        received: Arc::new(Condvar::new()),
         path_prefix: "/api/v3/sql/".into(),
     };
     let served = api.clone();
@@ -172,24 +170,6 @@ impl SqlApi {
         self.state.lock().unwrap().received.clone()
     }
 
-    /// Waits (bounded) until `count` requests have been answered.
-    pub fn wait_received(&self, count: usize, timeout: Duration) -> Vec<SqlRequest> {
-        let deadline = Instant::now() + timeout;
-        let mut s = self.state.lock().unwrap();
-        loop {
-            if s.received.len() >= count {
-                return s.received.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "{count} SQL API requests did not arrive within {timeout:?} (saw {})",
-                s.received.len()
-            );
-            s = self.received.wait_timeout(s, left).unwrap().0;
-        }
-    }
-
     fn serve(&self, r: &Recorded, token_ok: bool) -> (u16, String) {
         let (delay, failure) = {
             let s = self.state.lock().unwrap();
@@ -215,7 +195,6 @@ impl SqlApi {
             json,
             status,
         });
-        self.received.notify_all();
         (status, body)
     }
 
