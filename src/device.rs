@@ -387,6 +387,7 @@ mod tests {
                 service: Service::Token(Grant::DeviceCode),
                 url: "u".into(),
                 message: "connection refused".into(),
+                source: None,
             })
         };
         let (_, poll) = script(vec![blip(), Poll::Pending, token()]);

@@ -362,6 +362,7 @@ impl CartoDwClient {
                     "the query did not finish within {} s (.query_timeout(..) allows more)",
                     seconds(self.query_timeout)
                 ),
+                source: None,
             }),
         }
     }
@@ -437,11 +438,13 @@ fn bigquery_error(root: &str, error: common::Error) -> Error {
             service: Service::BigQuery,
             url: root.to_string(),
             message: e.to_string(),
+            source: Some(Box::new(e)),
         },
         common::Error::Io(e) => Error::Network {
             service: Service::BigQuery,
             url: root.to_string(),
             message: e.to_string(),
+            source: Some(Box::new(e)),
         },
         common::Error::JsonDecodeError(_, e) => Error::InvalidResponse {
             service: Service::BigQuery,
@@ -452,6 +455,7 @@ fn bigquery_error(root: &str, error: common::Error) -> Error {
         other => Error::Setup {
             what: "the BigQuery client",
             message: other.to_string(),
+            source: Some(Box::new(other)),
         },
     }
 }
