@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use carto_auth::{CartoAuth, Error, Flow, LoginInstructions, Prompt};
-use support::{ChildSession, FakeCarto, Fault, USER_ANA, child_scenario, spawn_child};
+use support::{ChildSession, FakeCarto, Fault, USER_ANA};
 
 /// A user with a phone: records what the login showed and said; in the
 /// paste flow (a fallback) plays the browser and pastes.
@@ -308,19 +308,12 @@ fn child_login() {
 /// terminal shows the link and the code on a line of its own.
 #[test]
 fn the_environment_turns_the_device_flow_on() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     let mut env = support::paste_flow_env(&fake);
     env.push(("CARTO_AUTH_DEVICE_FLOW".into(), "1".into()));
-    let mut child = ChildSession::new(spawn_child(
-        "the_environment_turns_the_device_flow_on",
-        "login",
-        home.path(),
-        &env,
-    ));
+    let mut child = test.session("login", home.path(), &env);
     let link = child.wait_line(Duration::from_secs(20), |l| {
         l.starts_with(&format!("{}/activate?user_code=", fake.base))
     });

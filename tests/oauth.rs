@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use carto_auth::{CartoAuth, Error, Flow, LoginInstructions, Prompt, Service};
-use support::{ChildSession, FakeCarto, Fault, child_scenario, spawn_child};
+use support::{FakeCarto, Fault};
 
 /// A user at a browser elsewhere: opens the URL shown, signs in, pastes what
 /// `answer` makes of the page CARTO sent them to.
@@ -602,18 +602,9 @@ fn child_login() {
 
 #[test]
 fn local_flow_through_browser_and_callback_ignoring_strays() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
-    let home = tempfile::tempdir().unwrap();
-    let (browser, opened) = support::recording_browser(home.path());
-    let mut child = ChildSession::new(spawn_child(
-        "local_flow_through_browser_and_callback_ignoring_strays",
-        "login",
-        home.path(),
-        &support::local_flow_env(&fake, home.path(), &browser),
-    ));
+    let (home, mut child, opened) = test.local_flow(&fake, "login", &[]);
     let url = support::wait_for_file(&opened, Duration::from_secs(20));
     assert!(
         url.starts_with(&format!("{}/authorize?", fake.base)),
@@ -693,18 +684,9 @@ fn local_flow_through_browser_and_callback_ignoring_strays() {
 
 #[test]
 fn an_error_on_the_callback_fails_the_login_and_shows_the_error_page() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
-    let home = tempfile::tempdir().unwrap();
-    let (browser, opened) = support::recording_browser(home.path());
-    let mut child = ChildSession::new(spawn_child(
-        "an_error_on_the_callback_fails_the_login_and_shows_the_error_page",
-        "login",
-        home.path(),
-        &support::local_flow_env(&fake, home.path(), &browser),
-    ));
+    let (_home, mut child, opened) = test.local_flow(&fake, "login", &[]);
     let url = support::wait_for_file(&opened, Duration::from_secs(20));
     let state = support::query_param(&url, "state").unwrap();
     let (status, headers, _) = support::http_get(&format!(
@@ -725,20 +707,10 @@ fn an_error_on_the_callback_fails_the_login_and_shows_the_error_page() {
 
 #[test]
 fn the_local_flow_gives_up_after_its_timeout() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
-    let home = tempfile::tempdir().unwrap();
-    let (browser, _) = support::recording_browser(home.path());
-    let mut env = support::local_flow_env(&fake, home.path(), &browser);
-    env.push(("CARTO_TEST_LOGIN_TIMEOUT_MS".into(), "700".into()));
-    let mut child = ChildSession::new(spawn_child(
-        "the_local_flow_gives_up_after_its_timeout",
-        "login",
-        home.path(),
-        &env,
-    ));
+    let timeout = [("CARTO_TEST_LOGIN_TIMEOUT_MS".into(), "700".into())];
+    let (_home, mut child, _) = test.local_flow(&fake, "login", &timeout);
     let (result, _) = child.result(Duration::from_secs(20));
     assert!(
         result.starts_with(&format!(
@@ -752,20 +724,11 @@ fn the_local_flow_gives_up_after_its_timeout() {
 
 #[test]
 fn a_taken_port_falls_back_to_pasting_through_stdin() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
     let port: u16 = url::Url::parse(&fake.redirect_uri).unwrap().port().unwrap();
     let _taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let (browser, opened) = support::recording_browser(home.path());
-    let mut child = ChildSession::new(spawn_child(
-        "a_taken_port_falls_back_to_pasting_through_stdin",
-        "login",
-        home.path(),
-        &support::local_flow_env(&fake, home.path(), &browser),
-    ));
+    let (_home, mut child, opened) = test.local_flow(&fake, "login", &[]);
     child.wait_line(Duration::from_secs(20), |l| {
         l.contains(&format!("port {port} cannot be used")) && l.contains("paste")
     });
@@ -791,20 +754,13 @@ fn a_taken_port_falls_back_to_pasting_through_stdin() {
 
 #[test]
 fn no_browser_to_open_falls_back_to_paste() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     let mut env = support::local_flow_env(&fake, home.path(), Path::new("/nonexistent/browser"));
     // Nothing to open a browser with: not $BROWSER, not xdg-open.
     env.push(("PATH".into(), home.path().display().to_string()));
-    let mut child = ChildSession::new(spawn_child(
-        "no_browser_to_open_falls_back_to_paste",
-        "login",
-        home.path(),
-        &env,
-    ));
+    let mut child = test.session("login", home.path(), &env);
     child.wait_line(Duration::from_secs(20), |l| {
         l.contains("no browser could be opened")
     });
@@ -818,21 +774,14 @@ fn no_browser_to_open_falls_back_to_paste() {
 
 #[test]
 fn a_remote_session_uses_paste_and_eof_on_stdin_is_a_clear_error() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     let (browser, opened) = support::recording_browser(home.path());
     let mut env = fake.env();
     env.push(("BROWSER".into(), browser.display().to_string()));
     env.push(("JUPYTERHUB_USER".into(), "ana".into()));
-    let mut child = ChildSession::new(spawn_child(
-        "a_remote_session_uses_paste_and_eof_on_stdin_is_a_clear_error",
-        "login",
-        home.path(),
-        &env,
-    ));
+    let mut child = test.session("login", home.path(), &env);
     child.wait_line(Duration::from_secs(20), |l| {
         l.contains("No browser can be opened here (JupyterHub)")
     });
@@ -859,18 +808,11 @@ fn a_remote_session_uses_paste_and_eof_on_stdin_is_a_clear_error() {
 /// answer, the right one, signs in with the same verifier.
 #[test]
 fn the_one_line_login_asks_again_after_a_slip() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     let env = support::paste_flow_env(&fake);
-    let mut child = ChildSession::new(spawn_child(
-        "the_one_line_login_asks_again_after_a_slip",
-        "login",
-        home.path(),
-        &env,
-    ));
+    let mut child = test.session("login", home.path(), &env);
     let url = child.wait_line(Duration::from_secs(20), |l| {
         l.starts_with(&format!("{}/authorize?", fake.base))
     });
@@ -907,9 +849,7 @@ fn url_encode(s: &str) -> String {
 
 #[test]
 fn a_browser_script_that_follows_the_redirect_completes_the_login() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     // A browser in a few lines of shell: sign-in (CARTO's redirect), then
@@ -931,12 +871,11 @@ fn a_browser_script_that_follows_the_redirect_completes_the_login() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let mut child = ChildSession::new(spawn_child(
-        "a_browser_script_that_follows_the_redirect_completes_the_login",
+    let mut child = test.session(
         "login",
         home.path(),
         &support::local_flow_env(&fake, home.path(), &script),
-    ));
+    );
     let (result, _) = child.result(Duration::from_secs(30));
     assert!(
         result.starts_with(&format!("ok {}", fake.api_base_url())),
