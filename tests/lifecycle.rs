@@ -16,7 +16,9 @@ use support::{FakeCarto, IssParam, child_scenario};
 
 /// Whether both loopback addresses' port is free (IPv6 where there is one).
 fn bindable(port: u16) -> bool {
-    let v6 = support::has_ipv6_loopback("the callback port is free again on [::1]");
+    // Said by the test, not here: this runs in the child, whose stderr
+    // the test reads and does not show.
+    let v6 = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok();
     TcpListener::bind(("127.0.0.1", port)).is_ok()
         && (!v6 || TcpListener::bind((Ipv6Addr::LOCALHOST, port)).is_ok())
 }
@@ -95,6 +97,7 @@ fn cancel() {
 #[test]
 fn the_callback_port_is_free_the_moment_a_login_ends() {
     let test = support::child_test!(child_main);
+    support::has_ipv6_loopback("lifecycle: the callback port is free again on [::1]");
     let fake = FakeCarto::start();
     let (_home, mut child, opened) = test.local_flow(&fake, "lifecycle", &[]);
     let flow = child.wait_line(Duration::from_secs(30), |l| l.starts_with("FLOW"));
