@@ -76,19 +76,8 @@ fn cache_is_written_privately_and_reused_without_a_request() {
 
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            std::fs::metadata(cache.parent().unwrap())
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o700
-        );
+        assert_eq!(support::file_mode(&cache), 0o600);
+        assert_eq!(support::file_mode(cache.parent().unwrap()), 0o700);
     }
     // No temporary file is left behind.
     let names: Vec<_> = std::fs::read_dir(cache.parent().unwrap())

@@ -666,19 +666,8 @@ fn local_flow_through_browser_and_callback_ignoring_strays() {
     assert_ne!(token_requests[0].form_value("code"), Some("forged"));
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            std::fs::metadata(cache.parent().unwrap())
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o700
-        );
+        assert_eq!(support::file_mode(&cache), 0o600);
+        assert_eq!(support::file_mode(cache.parent().unwrap()), 0o700);
     }
 }
 

@@ -594,11 +594,6 @@ fn nothing_shown_printed_logged_or_returned_holds_a_secret() {
 
 // ---- permissions ----
 
-fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
 #[test]
 fn the_cache_is_private_even_under_umask_000() {
     let test = support::child_test!(child_main);
@@ -618,9 +613,12 @@ fn the_cache_is_private_even_under_umask_000() {
         .result(Duration::from_secs(30));
     assert!(result.starts_with("ok "), "{result}");
     let default = home.join(".carto-auth");
-    assert_eq!(mode(&default), 0o700);
-    assert_eq!(mode(&default.join("token_m2m.json")), 0o600);
-    assert_eq!(mode(&default.join("token_m2m.json.lock")), 0o600);
+    assert_eq!(support::file_mode(&default), 0o700);
+    assert_eq!(support::file_mode(&default.join("token_m2m.json")), 0o600);
+    assert_eq!(
+        support::file_mode(&default.join("token_m2m.json.lock")),
+        0o600
+    );
 
     // A cache file the caller names, in directories that do not exist yet.
     let named = dir.path().join("a").join("b").join("token.json");
@@ -635,9 +633,9 @@ fn the_cache_is_private_even_under_umask_000() {
     let (result, _) = ChildSession::new(test.spawn_with_umask("000", "m2m", &home, &env))
         .result(Duration::from_secs(30));
     assert!(result.starts_with("ok "), "{result}");
-    assert_eq!(mode(&named), 0o600);
-    assert_eq!(mode(named.parent().unwrap()), 0o700);
-    assert_eq!(mode(&dir.path().join("a")), 0o700);
+    assert_eq!(support::file_mode(&named), 0o600);
+    assert_eq!(support::file_mode(named.parent().unwrap()), 0o700);
+    assert_eq!(support::file_mode(&dir.path().join("a")), 0o700);
 
     // Files left world-readable (by the Python package, say) are tightened on
     // the next write, and so is ~/.carto-auth itself.
@@ -668,9 +666,9 @@ fn the_cache_is_private_even_under_umask_000() {
         .result(Duration::from_secs(30));
         assert!(result.starts_with("ok "), "{result}");
     }
-    assert_eq!(mode(&named), 0o600);
-    assert_eq!(mode(&default.join("token_m2m.json")), 0o600);
-    assert_eq!(mode(&default), 0o700);
+    assert_eq!(support::file_mode(&named), 0o600);
+    assert_eq!(support::file_mode(&default.join("token_m2m.json")), 0o600);
+    assert_eq!(support::file_mode(&default), 0o700);
     assert_eq!(
         fake.requests("/oauth/token").len(),
         4,

@@ -328,14 +328,11 @@ impl TokenCache {
         let deadline = Instant::now() + wait;
         let mut waited = false;
         loop {
-            match self.try_lock(&file, deadline, warn) {
+            match self.try_lock(&file, deadline, &mut waited, warn) {
                 Attempt::Locked => return Some(CacheLock { _file: file }),
                 Attempt::GiveUp => return None,
                 // Async: a holder may be another task on this very thread.
-                Attempt::Wait => {
-                    self.say_waiting(&mut waited);
-                    tokio::time::sleep(Duration::from_millis(10)).await
-                }
+                Attempt::Wait => tokio::time::sleep(Duration::from_millis(10)).await,
             }
         }
     }
@@ -346,33 +343,34 @@ impl TokenCache {
         let deadline = Instant::now() + wait;
         let mut waited = false;
         loop {
-            match self.try_lock(&file, deadline, warn) {
+            match self.try_lock(&file, deadline, &mut waited, warn) {
                 Attempt::Locked => return Some(CacheLock { _file: file }),
                 Attempt::GiveUp => return None,
-                Attempt::Wait => {
-                    self.say_waiting(&mut waited);
-                    std::thread::sleep(Duration::from_millis(10))
-                }
+                Attempt::Wait => std::thread::sleep(Duration::from_millis(10)),
             }
         }
     }
 
-    /// Logs, once per wait, that another holder has the lock (what a
-    /// process stuck behind another one is doing).
-    fn say_waiting(&self, said: &mut bool) {
-        if !*said {
-            log::debug!(
-                "the token cache {} is locked by another holder; waiting for it",
-                self.path.display()
-            );
-            *said = true;
-        }
-    }
-
-    fn try_lock(&self, file: &File, deadline: Instant, warn: Warn<'_>) -> Attempt {
+    /// One attempt; `waited` says whether this wait was logged already (a
+    /// process stuck behind another says so once).
+    fn try_lock(
+        &self,
+        file: &File,
+        deadline: Instant,
+        waited: &mut bool,
+        warn: Warn<'_>,
+    ) -> Attempt {
         match file.try_lock() {
             Ok(()) => Attempt::Locked,
-            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => Attempt::Wait,
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                if !std::mem::replace(waited, true) {
+                    log::debug!(
+                        "the token cache {} is locked by another holder; waiting for it",
+                        self.path.display()
+                    );
+                }
+                Attempt::Wait
+            }
             Err(fs::TryLockError::WouldBlock) => {
                 warn(Warning::each_time(format!(
                     "the token cache {} stayed locked by another process; going on without the lock",
