@@ -471,39 +471,35 @@ fn read_token(cache: &Path) -> String {
     json["access_token"].as_str().unwrap().to_string()
 }
 
+fn every_fault(target: Target) {
+    for kind in KINDS {
+        run(target, kind);
+    }
+}
+
 #[test]
 fn token_endpoint_faults_m2m() {
-    for kind in KINDS {
-        run(Target::TokenM2m, kind);
-    }
+    every_fault(Target::TokenM2m);
 }
 
 #[test]
 fn token_endpoint_faults_code_exchange() {
-    for kind in KINDS {
-        run(Target::TokenOAuth, kind);
-    }
+    every_fault(Target::TokenOAuth);
 }
 
 #[test]
 fn accounts_faults() {
-    for kind in KINDS {
-        run(Target::Accounts, kind);
-    }
+    every_fault(Target::Accounts);
 }
 
 #[test]
 fn tenant_config_faults() {
-    for kind in KINDS {
-        run(Target::Config, kind);
-    }
+    every_fault(Target::Config);
 }
 
 #[test]
 fn carto_dw_faults() {
-    for kind in KINDS {
-        run(Target::Dw, kind);
-    }
+    every_fault(Target::Dw);
 }
 
 // ---- a cache directory that cannot be written ----

@@ -327,16 +327,15 @@ fn fault_scenarios(fake: &FakeCarto, dir: &Path) {
         ]
     };
     let quick = Duration::from_millis(300);
-    for fault in faults(&format!(r#"{{"access_token":"{leak}"}}"#)) {
-        fake.fault("/oauth/token", fault);
-        show_result(
-            "m2m token",
-            CartoAuth::m2m(&creds)
-                .use_cache(false)
-                .endpoints(fake.endpoints())
-                .timeout(quick)
-                .login(),
-        );
+    let m2m_login = || {
+        CartoAuth::m2m(&creds)
+            .use_cache(false)
+            .endpoints(fake.endpoints())
+            .timeout(quick)
+            .login()
+    };
+    // A browser sign-in through the two-step API, to its completion.
+    let browser_login = || {
         let login = CartoAuth::oauth()
             .open_browser(false)
             .endpoints(fake.endpoints())
@@ -347,10 +346,12 @@ fn fault_scenarios(fake: &FakeCarto, dir: &Path) {
             })
             .begin()
             .unwrap();
-        show_result(
-            "code exchange",
-            login.complete(&fake.authorize(login.authorize_url())),
-        );
+        login.complete(&fake.authorize(login.authorize_url()))
+    };
+    for fault in faults(&format!(r#"{{"access_token":"{leak}"}}"#)) {
+        fake.fault("/oauth/token", fault);
+        show_result("m2m token", m2m_login());
+        show_result("code exchange", browser_login());
         fake.clear_faults();
     }
     for (path, missing) in [
@@ -361,28 +362,9 @@ fn fault_scenarios(fake: &FakeCarto, dir: &Path) {
         for fault in faults(missing) {
             fake.fault(path, fault);
             if path.starts_with("/api") {
-                let auth = CartoAuth::m2m(&creds)
-                    .use_cache(false)
-                    .endpoints(fake.endpoints())
-                    .timeout(quick)
-                    .login()
-                    .unwrap();
-                show_result("dw", auth.get_carto_dw_credentials());
+                show_result("dw", m2m_login().unwrap().get_carto_dw_credentials());
             } else {
-                let login = CartoAuth::oauth()
-                    .open_browser(false)
-                    .endpoints(fake.endpoints())
-                    .use_cache(false)
-                    .timeout(quick)
-                    .prompt(Recorder {
-                        fake_base: fake.base.clone(),
-                    })
-                    .begin()
-                    .unwrap();
-                show_result(
-                    "discovery",
-                    login.complete(&fake.authorize(login.authorize_url())),
-                );
+                show_result("discovery", browser_login());
             }
             fake.clear_faults();
         }
