@@ -9,6 +9,21 @@ pub use crate::service::{Grant, Service};
 ///
 /// Messages never contain a token, a client secret, a code verifier, a
 /// device code or an authorization code.
+///
+/// A failure of the network or of a file keeps its cause for
+/// [`source()`](std::error::Error::source): the HTTP client's error
+/// (without its URL, which can carry a code or a state) or the operating
+/// system's [`std::io::Error`].
+///
+/// ```
+/// use std::error::Error as _;
+///
+/// let err = carto_auth::CartoAuth::m2m("/nonexistent/carto_credentials.json")
+///     .login()
+///     .unwrap_err();
+/// let io = err.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+/// assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
