@@ -32,10 +32,12 @@ pub trait Prompt: Send + Sync {
     /// Asks for the pasted address or code and returns the line as typed.
     ///
     /// An empty line means the user gave no answer this time (they are asked
-    /// again). An error of kind [`ErrorKind::UnexpectedEof`] means nothing
-    /// can be read here at all (stdin closed, a notebook front end that
-    /// sends no input): the login then fails at once with
-    /// [`no_input_hint`](Prompt::no_input_hint).
+    /// again; empty answers only end the login with
+    /// [`no_input_hint`](Prompt::no_input_hint)). An error of kind
+    /// [`ErrorKind::UnexpectedEof`] means nothing more can be read here
+    /// (stdin closed, a notebook front end that sends no input): the login
+    /// then fails at once, with the refusal of the last paste if there was
+    /// one, else with [`no_input_hint`](Prompt::no_input_hint).
     fn ask_code(&self, question: &str) -> std::io::Result<String>;
 
     /// A short message: a fallback, a confirmation, one line why a paste
@@ -258,8 +260,12 @@ mod tests {
         let cancelled =
             tokio::time::timeout(Duration::from_millis(50), ask(&prompt, ASK_CODE)).await;
         assert!(cancelled.is_err());
-        // The next question gets the line, not the abandoned thread.
-        let next = ask(&prompt, ASK_CODE);
+        // The next question gets the line, not the abandoned thread. It
+        // takes the question over when first polled, which must come before
+        // the line: a line that came while nobody asked is dropped.
+        let mut next = Box::pin(ask(&prompt, ASK_CODE));
+        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(next.as_mut().poll(cx))).await;
+        assert!(first.is_pending());
         tx.send("the-line".into()).unwrap();
         assert_eq!(next.await.unwrap(), "the-line");
     }
