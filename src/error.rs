@@ -149,14 +149,25 @@ pub enum Error {
         waited: Duration,
     },
 
-    /// The device-flow code expired (or the login timeout passed) before
-    /// anyone approved it.
+    /// The device-flow code expired before anyone approved it.
     #[error(
         "the sign-in code was not approved within {} s and has expired. Start the login \
          again and approve the new code",
         .waited.as_secs()
     )]
     DeviceCodeExpired {
+        /// How long it waited.
+        waited: Duration,
+    },
+
+    /// Nobody approved the device-flow code within the login timeout (the
+    /// code itself was still valid).
+    #[error(
+        "the sign-in code was not approved within the login timeout ({} s). Start the login \
+         again and approve the new code, or allow more time with .login_timeout()",
+        .waited.as_secs()
+    )]
+    DeviceLoginTimeout {
         /// How long it waited.
         waited: Duration,
     },

@@ -175,7 +175,7 @@
 //! | --- | --- | --- |
 //! | `notebook` | yes | evcxr display: the login card of a [`PendingLogin`], the status card of a [`CartoAuth`], the table of a [`QueryResult`] (`to_html`, `evcxr_display`), and text QR codes while a login waits (qrcode, without its `image` feature) |
 //! | `carto-dw` | no | [`CartoAuth::get_carto_dw_client`]: BigQuery for the CARTO Data Warehouse (google-bigquery2) |
-//! | `cli` | no | the `carto-auth` binary (clap) |
+//! | `cli` | no | the `carto-auth` binary (clap), and text QR codes of the device flow's link in a terminal (qrcode) |
 //! | `fuzzing` | no | not for users: exposes the input parsers to the fuzz targets in `fuzz/` |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -205,14 +205,16 @@ pub mod fuzzing;
 #[cfg(feature = "notebook")]
 mod html;
 mod http;
+mod instructions;
 mod jwt;
 mod login;
 mod m2m;
 mod mode;
+mod no_input;
 mod oauth;
 mod paste;
 mod prompt;
-#[cfg(feature = "notebook")]
+#[cfg(any(feature = "notebook", feature = "cli"))]
 mod qr;
 mod query;
 mod runtime;
@@ -237,9 +239,10 @@ pub use error::{Error, Grant, Result, Service};
 #[cfg(feature = "carto-dw")]
 pub use google_bigquery2;
 pub use http::DEFAULT_TIMEOUT;
+pub use instructions::{Flow, LoginInstructions};
 pub use login::PendingLogin;
 pub use mode::{Mode, TokenSource};
-pub use prompt::{EvcxrPrompt, Flow, LoginInstructions, Prompt, TerminalPrompt};
+pub use prompt::{EvcxrPrompt, Prompt, TerminalPrompt};
 pub use query::{Column, QueryResult, Row};
 pub use secret::{AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, DeviceCode};
 /// JSON values for [`CartoAuth::sql_query_with`]'s query parameters.

@@ -508,3 +508,30 @@ fn an_api_token_in_the_environment_is_used_before_any_login() {
         .unwrap();
     assert_one_line_error(&o, "the CARTO access token in CARTO_API_TOKEN expired");
 }
+
+/// Input that ends after a refused paste (one line, then stdin closed):
+/// the error is the refusal, which says what went wrong, not "no input".
+#[test]
+fn a_refused_paste_then_the_end_of_input_reports_the_refusal() {
+    let env = Env::new();
+    let mut cmd = env.command(&["login", "--no-browser"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "a-code-carto-never-issued").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(env.fake.requests("/oauth/token").len(), 1, "{}", err(&o));
+    let last = err(&o).lines().last().unwrap_or_default().to_string();
+    assert!(
+        last.starts_with("carto-auth: error: ") && last.contains("invalid_grant"),
+        "{}",
+        err(&o)
+    );
+    assert!(!last.contains("no answer can be read"), "{last}");
+    assert_eq!(o.status.code(), Some(1));
+}

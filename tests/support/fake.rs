@@ -213,11 +213,7 @@ impl FakeCarto {
                 (M2M_ID_B.to_string(), M2M_SECRET_B.to_string()),
             ]),
             iss_param: IssParam::None,
-            devices: Devices {
-                interval_secs: 1,
-                expires_in_secs: 600,
-                ..Devices::default()
-            },
+            devices: Devices::default(),
             extra: Vec::new(),
             dw: Arc::default(),
         }));
@@ -415,6 +411,14 @@ impl FakeCarto {
     pub fn expire_device(&self, user_code: &str) {
         let mut s = self.state.lock().unwrap();
         s.devices.by_user_code(user_code).unwrap().expires_at = Instant::now();
+    }
+
+    /// What the next device logins are told: their lifetime and polling
+    /// interval in seconds, as JSON (1 s and 600 s unless set).
+    pub fn device_timing(&self, expires_in: serde_json::Value, interval: serde_json::Value) {
+        let mut s = self.state.lock().unwrap();
+        s.devices.expires_in = expires_in;
+        s.devices.interval = interval;
     }
 
     /// The next poll of this device login is answered `slow_down`.
@@ -739,8 +743,8 @@ fn device_code(r: &Recorded, state: &Mutex<State>, base: &str) -> Answer {
         "user_code": user_code,
         "verification_uri": format!("{base}/activate"),
         "verification_uri_complete": format!("{base}/activate?user_code={user_code}"),
-        "expires_in": s.devices.expires_in_secs,
-        "interval": s.devices.interval_secs,
+        "expires_in": s.devices.expires_in,
+        "interval": s.devices.interval,
     });
     (200, body.to_string(), None, "application/json")
 }
