@@ -319,7 +319,7 @@ impl TokenCache {
     /// out.
     pub(crate) async fn lock(&self, wait: Duration, warn: Warn<'_>) -> Option<CacheLock> {
         let file = self.open_lock(warn)?;
-        let deadline = Instant::now() + wait;
+        let deadline = deadline_after(wait);
         loop {
             match self.try_lock(&file, deadline, warn) {
                 Attempt::Locked => return Some(CacheLock { _file: file }),
@@ -333,7 +333,7 @@ impl TokenCache {
     /// [`lock`](Self::lock) for blocking callers.
     pub(crate) fn lock_blocking(&self, wait: Duration, warn: Warn<'_>) -> Option<CacheLock> {
         let file = self.open_lock(warn)?;
-        let deadline = Instant::now() + wait;
+        let deadline = deadline_after(wait);
         loop {
             match self.try_lock(&file, deadline, warn) {
                 Attempt::Locked => return Some(CacheLock { _file: file }),
@@ -343,10 +343,13 @@ impl TokenCache {
         }
     }
 
-    fn try_lock(&self, file: &File, deadline: Instant, warn: Warn<'_>) -> Attempt {
+    /// `deadline` `None`: no deadline (a wait beyond what `Instant` holds).
+    fn try_lock(&self, file: &File, deadline: Option<Instant>, warn: Warn<'_>) -> Attempt {
         match file.try_lock() {
             Ok(()) => Attempt::Locked,
-            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => Attempt::Wait,
+            Err(fs::TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
+                Attempt::Wait
+            }
             Err(fs::TryLockError::WouldBlock) => {
                 warn(Warning::each_time(format!(
                     "the token cache {} stayed locked by another process; going on without the lock",
@@ -379,6 +382,12 @@ enum Attempt {
 /// Held while the cache is read, refreshed and written.
 pub(crate) struct CacheLock {
     _file: File,
+}
+
+/// `wait` from now; `None` when that is beyond what `Instant` can hold
+/// (`Duration::MAX`): no deadline.
+fn deadline_after(wait: Duration) -> Option<Instant> {
+    Instant::now().checked_add(wait)
 }
 
 fn default_dir() -> Option<PathBuf> {
