@@ -705,6 +705,22 @@ fn an_api_base_url_that_is_not_https_is_an_error_naming_where_it_came_from() {
     );
     assert!(err(&o).trim_end().ends_with(fix), "{}", err(&o));
 
+    // `status` says why the variable is not used, instead of "unknown".
+    let o = env
+        .command(&["status"])
+        .env("CARTO_API_TOKEN", "ci-token")
+        .env("CARTO_API_BASE_URL", "gcp-us-east1.api.carto.com")
+        .output()
+        .unwrap();
+    assert!(
+        out(&o).contains(
+            "API base URL  CARTO_API_BASE_URL is not usable (\"gcp-us-east1.api.carto.com\"): \
+             write it as an https:// URL"
+        ),
+        "{}",
+        out(&o)
+    );
+
     let o = env.run(&[
         "token",
         "--api-base-url",

@@ -358,10 +358,16 @@ impl Failure {
 fn status(json: bool, cache_file: Option<PathBuf>) -> Result<(), Failure> {
     let mut entries = Vec::new();
     if let Some(token) = env_token().filter(|_| cache_file.is_none()) {
-        let auth = CartoAuth::from_token(
-            token,
-            std::env::var("CARTO_API_BASE_URL").unwrap_or_default(),
-        );
+        let url = std::env::var("CARTO_API_BASE_URL").unwrap_or_default();
+        let auth = CartoAuth::from_token(token, url.clone());
+        // Set but refused (not https): say so rather than "unknown".
+        let url_problem =
+            (auth.get_api_base_url().is_none() && !url.trim().is_empty()).then(|| {
+                format!(
+                    "CARTO_API_BASE_URL is not usable ({url:?}): write it as an https:// URL \
+                 (http:// only on this machine)"
+                )
+            });
         entries.push(json!({
             "mode": "token",
             "source": "environment",
@@ -371,6 +377,7 @@ fn status(json: bool, cache_file: Option<PathBuf>) -> Result<(), Failure> {
             "expires": auth.describe_expiry(),
             "token": auth.masked_token(),
             "subject": auth.subject(),
+            "problem": url_problem,
         }));
     }
     let files: Vec<(Option<Mode>, PathBuf)> = match cache_file {
@@ -410,7 +417,11 @@ fn status(json: bool, cache_file: Option<PathBuf>) -> Result<(), Failure> {
             out(format!(
                 "token {API_TOKEN_VAR} (used before any cached login)"
             ))?;
-            url_and_token("(unknown: set CARTO_API_BASE_URL)")?;
+            url_and_token(
+                e["problem"]
+                    .as_str()
+                    .unwrap_or("(unknown: set CARTO_API_BASE_URL)"),
+            )?;
             continue;
         }
         out(format!("{:<5} {}", text("mode"), text("cache_file")))?;
