@@ -204,6 +204,7 @@ mod dw;
 mod endpoints;
 mod environment;
 mod error;
+mod existing_session;
 mod flow;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
