@@ -285,6 +285,22 @@ pub enum Error {
         why: Option<String>,
     },
 
+    /// An API base URL is not one a token may be sent to: not a URL, no
+    /// `https://` in front, or plain `http://` to another machine.
+    #[error(
+        "the API base URL {origin} is not usable ({value:?}): {problem}. Write it as {instead}"
+    )]
+    InvalidApiBaseUrl {
+        /// Where it came from: the file and key, the variable, the option.
+        origin: String,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        problem: &'static str,
+        /// How to write it.
+        instead: String,
+    },
+
     /// CARTO's SQL API refused a query.
     #[error(
         "the CARTO SQL API refused the query on connection {connection:?} (HTTP {status}){}: {}",

@@ -55,6 +55,11 @@
 //! ```
 //! `.force_login(true)` signs in anew and asks CARTO to show its sign-in
 //! form (`prompt=login`), to switch accounts.
+//! [`OAuthBuilder::existing_session`] tells beforehand whether `login()`
+//! would sign in, for programs that must never start a sign-in nobody can
+//! answer. The API base URL is the builder's, else `CARTO_API_BASE_URL`,
+//! else the cached login's, else the discovered one; it must be `https://`
+//! (plain `http://` only on this machine).
 //!
 //! # Notebooks on remote kernels
 //! A cell that waits cannot show rich output until it ends, and some
@@ -182,6 +187,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod api;
+mod api_base_url;
 mod auth;
 mod builder;
 mod cache;
@@ -198,6 +204,7 @@ mod dw;
 mod endpoints;
 mod environment;
 mod error;
+mod existing_session;
 mod flow;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -60,6 +60,45 @@ fn a_given_jwt_expires_when_it_says_and_then_is_an_error_not_a_login() {
     ));
 }
 
+/// An API base URL that is not https is refused without a panic: the
+/// session has none, and what needs one says why and how to write it.
+#[test]
+fn a_given_api_base_url_that_is_not_https_is_refused_and_said_where_needed() {
+    let fake = FakeCarto::start();
+    let token = fake.mint_token(&ana(), 3600);
+    for (url, fix) in [
+        (
+            "gcp-us-east1.api.carto.com",
+            "https://gcp-us-east1.api.carto.com",
+        ),
+        (
+            "http://gcp-us-east1.api.carto.com",
+            "https://gcp-us-east1.api.carto.com",
+        ),
+        ("ftp://api.example", "https://api.example"),
+    ] {
+        let auth = CartoAuth::from_token(token.clone(), url);
+        assert_eq!(auth.get_api_base_url(), None, "{url}");
+        assert_eq!(auth.get_access_token().unwrap(), token);
+        let err = auth.get_carto_dw_credentials().unwrap_err();
+        assert!(matches!(err, Error::NoApiBaseUrl { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!(
+                "the API base URL given to CartoAuth::from_token is not usable ({url:?})"
+            )) && msg.contains(&format!("Write it as {fix}")),
+            "{msg}"
+        );
+    }
+    assert!(
+        fake.requests("/api/v3/connections/carto-dw/token")
+            .is_empty()
+    );
+    // On this machine plain http is allowed (the fake is one).
+    let local = CartoAuth::from_token(token, fake.api_base_url());
+    assert_eq!(local.get_api_base_url(), Some(fake.api_base_url().as_str()));
+}
+
 fn child_main() {
     let builder = match child_scenario().as_deref() {
         Some("env") => CartoAuth::oauth(),

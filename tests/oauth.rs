@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use carto_auth::{CartoAuth, Error, Flow, LoginInstructions, Prompt, Service};
+use carto_auth::{CartoAuth, Error, Flow, LoginInstructions, Prompt, Service, TokenSource};
 use support::{FakeCarto, Fault};
 
 /// A user at a browser elsewhere: opens the URL shown, signs in, pastes what
@@ -326,6 +326,13 @@ fn discovery_errors_keep_the_token_and_say_what_failed() {
             Fault::Status(500, String::new()),
             "HTTP 500",
         ),
+        // A token is never sent in clear to what discovery names.
+        (
+            "/config.yaml",
+            Fault::Json("apis:\n  baseUrl: http://gcp.example/\n".into()),
+            "(apis.baseUrl) is not usable (\"http://gcp.example/\"): http:// would send the \
+             access token unencrypted",
+        ),
     ];
     for (path, fault, expect) in cases {
         let fake = FakeCarto::start();
@@ -392,6 +399,167 @@ fn a_cache_without_api_base_url_or_expired_means_a_new_login() {
             auth.get_access_token().unwrap().as_str()
         );
     }
+}
+
+/// A cache file whose API base URL is not https (no scheme, or plain http
+/// to another machine) counts as no cache, with the reason said: its token
+/// is never sent there.
+#[test]
+fn a_cache_whose_api_base_url_is_not_https_counts_as_no_cache() {
+    for url in [
+        "gcp-us-east1.api.carto.com",
+        "http://gcp-us-east1.api.carto.com",
+    ] {
+        let fake = FakeCarto::start();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("token_oauth.json");
+        std::fs::write(
+            &cache,
+            format!(
+                r#"{{"api_base_url": "{url}", "access_token": "cached-token", "expiration": 99999999999}}"#
+            ),
+        )
+        .unwrap();
+        let player = Player::pasting_url(&fake);
+        let auth = paste_login(&fake, &player, &cache).login().unwrap();
+        assert_eq!(player.times_shown(), 1, "{url}");
+        assert_ne!(auth.get_access_token().unwrap(), "cached-token");
+        assert_eq!(auth.get_api_base_url(), Some(fake.api_base_url().as_str()));
+        let notices = player.notices.lock().unwrap();
+        assert!(
+            notices
+                .iter()
+                .any(|n| n.contains("ignoring the token cache")
+                    && n.contains("its api_base_url is not an https:// URL")),
+            "{url}: {notices:?}"
+        );
+        assert_eq!(
+            support::read_json(&cache)["api_base_url"],
+            fake.api_base_url()
+        );
+    }
+}
+
+/// `.api_base_url(..)` that is not https is refused before anything is
+/// asked or sent, by every verb, saying how to write it.
+#[test]
+fn an_api_base_url_option_that_is_not_https_is_refused_before_signing_in() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("token_oauth.json");
+    let player = Player::new(&fake, |_| panic!("must not ask"));
+    for (url, fix) in [
+        (
+            "gcp-us-east1.api.carto.com",
+            "https://gcp-us-east1.api.carto.com",
+        ),
+        (
+            "http://gcp-us-east1.api.carto.com/",
+            "https://gcp-us-east1.api.carto.com",
+        ),
+    ] {
+        let builder = || paste_login(&fake, &player, &cache).api_base_url(url);
+        let errors = [
+            builder().existing_session().map(|_| ()).unwrap_err(),
+            builder().begin().map(|_| ()).unwrap_err(),
+            builder().login().map(|_| ()).unwrap_err(),
+        ];
+        for err in errors {
+            assert!(matches!(err, Error::InvalidApiBaseUrl { .. }), "{err:?}");
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with("the API base URL given to .api_base_url(..)")
+                    && msg.ends_with(&format!("Write it as {fix}")),
+                "{msg}"
+            );
+        }
+    }
+    assert_eq!(player.times_shown(), 0);
+    assert!(fake.requests("/oauth/token").is_empty() && !cache.exists());
+}
+
+/// `existing_session` answers what `login` would do, with the login's own
+/// code: the cached session when it fits every option, `None` when the
+/// login would sign in. It never asks anything.
+#[test]
+fn existing_session_answers_as_the_login_would() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("token_oauth.json");
+    let token = fake.mint_token(&support::jwt::Subject::user(support::USER_ANA), 3600);
+    fake.write_python_cache(&cache, &token);
+    let player = Player::new(&fake, |_| panic!("must not ask"));
+    let builder = || paste_login(&fake, &player, &cache);
+
+    let found = builder()
+        .existing_session()
+        .unwrap()
+        .expect("a cached session");
+    assert_eq!(found.token_source(), TokenSource::Cache(cache.clone()));
+    assert_eq!(found.get_access_token().unwrap(), token);
+    assert_eq!(found.get_api_base_url(), Some(fake.api_base_url().as_str()));
+    let same = builder().api_base_url(format!("{}/", fake.api_base_url()));
+    assert!(same.existing_session().unwrap().is_some());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let from_async = runtime.block_on(builder().existing_session_async());
+    assert_eq!(
+        from_async.unwrap().unwrap().get_access_token().unwrap(),
+        token
+    );
+
+    // Each option the cached token does not fit: the login would sign in.
+    for (why, other) in [
+        ("an organization", builder().org("acme")),
+        (
+            "another API",
+            builder().api_base_url("https://gcp-eu.api.example"),
+        ),
+        ("force_login", builder().force_login(true)),
+        ("use_cache(false)", builder().use_cache(false)),
+    ] {
+        assert!(other.existing_session().unwrap().is_none(), "{why}");
+    }
+    std::fs::write(
+        &cache,
+        format!(
+            r#"{{"api_base_url": "{}", "access_token": "t", "expiration": 1000}}"#,
+            fake.api_base_url()
+        ),
+    )
+    .unwrap();
+    assert!(builder().existing_session().unwrap().is_none(), "expired");
+    assert_eq!(player.times_shown(), 0);
+    assert!(fake.requests("/oauth/token").is_empty());
+}
+
+/// The largest durations mean no deadline: a login, its cache lock and its
+/// requests work, never an overflow.
+#[test]
+fn the_largest_durations_mean_no_deadline() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("token_oauth.json");
+    let player = Player::pasting_url(&fake);
+    let builder = || {
+        paste_login(&fake, &player, &cache)
+            .timeout(Duration::MAX)
+            .login_timeout(Duration::MAX)
+    };
+    let auth = builder().login().unwrap();
+    assert_eq!(auth.get_api_base_url(), Some(fake.api_base_url().as_str()));
+    assert_eq!(
+        auth.get_carto_dw_credentials().unwrap().0,
+        "carto-dw-ac-fake"
+    );
+    let again = builder().login().unwrap();
+    assert_eq!(again.token_source(), TokenSource::Cache(cache.clone()));
+    let pending = builder().force_login(true).begin().unwrap();
+    let landed = fake.authorize(pending.authorize_url());
+    let renewed = pending.complete(&landed).unwrap();
+    assert!(fake.accepts(&renewed.get_access_token().unwrap()));
 }
 
 #[test]
@@ -586,8 +754,10 @@ fn the_blocking_login_works_inside_a_tokio_runtime() {
 
 fn child_login() {
     let mut builder = CartoAuth::oauth();
-    if let Ok(ms) = std::env::var("CARTO_TEST_LOGIN_TIMEOUT_MS") {
-        builder = builder.login_timeout(Duration::from_millis(ms.parse().unwrap()));
+    match std::env::var("CARTO_TEST_LOGIN_TIMEOUT_MS").as_deref() {
+        Ok("max") => builder = builder.login_timeout(Duration::MAX).timeout(Duration::MAX),
+        Ok(ms) => builder = builder.login_timeout(Duration::from_millis(ms.parse().unwrap())),
+        Err(_) => {}
     }
     match builder.login() {
         // A leading newline: libtest has printed "test name ... " unterminated.
@@ -709,6 +879,25 @@ fn the_local_flow_gives_up_after_its_timeout() {
         "{result}"
     );
     assert!(result.contains(".open_browser(false)"), "{result}");
+}
+
+/// The local flow with the largest login and request timeouts: no deadline,
+/// and the browser's return completes it.
+#[test]
+fn the_local_flow_takes_the_largest_timeouts() {
+    let test = support::child_test!(child_login);
+    let fake = FakeCarto::start();
+    let max = [("CARTO_TEST_LOGIN_TIMEOUT_MS".into(), "max".into())];
+    let (_home, mut child, opened) = test.local_flow(&fake, "login", &max);
+    let url = support::wait_for_file(&opened, Duration::from_secs(20));
+    let (status, _, _) = support::http_get(&fake.authorize(&url));
+    assert_eq!(status, 302);
+    let (result, stderr) = child.result(Duration::from_secs(20));
+    assert!(
+        result.starts_with(&format!("ok {}", fake.api_base_url())),
+        "{result} {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

@@ -86,7 +86,7 @@ impl CachedToken {
 
     /// The API base URL recorded with the token.
     pub fn api_base_url(&self) -> Option<&str> {
-        self.entry.api_base_url.as_deref()
+        self.entry.api_base_url.as_ref().map(|u| u.as_str())
     }
 
     /// The M2M client that made it: the token's `azp` claim, or what this

@@ -325,7 +325,7 @@ impl TokenCache {
     /// out.
     pub(crate) async fn lock(&self, wait: Duration, warn: Warn<'_>) -> Option<CacheLock> {
         let file = self.open_lock(warn)?;
-        let deadline = Instant::now() + wait;
+        let deadline = deadline_after(wait);
         let mut waited = false;
         loop {
             match self.try_lock(&file, deadline, &mut waited, warn) {
@@ -340,7 +340,7 @@ impl TokenCache {
     /// [`lock`](Self::lock) for blocking callers.
     pub(crate) fn lock_blocking(&self, wait: Duration, warn: Warn<'_>) -> Option<CacheLock> {
         let file = self.open_lock(warn)?;
-        let deadline = Instant::now() + wait;
+        let deadline = deadline_after(wait);
         let mut waited = false;
         loop {
             match self.try_lock(&file, deadline, &mut waited, warn) {
@@ -356,13 +356,13 @@ impl TokenCache {
     fn try_lock(
         &self,
         file: &File,
-        deadline: Instant,
+        deadline: Option<Instant>,
         waited: &mut bool,
         warn: Warn<'_>,
     ) -> Attempt {
         match file.try_lock() {
             Ok(()) => Attempt::Locked,
-            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+            Err(fs::TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
                 if !std::mem::replace(waited, true) {
                     log::debug!(
                         "the token cache {} is locked by another holder; waiting for it",
@@ -403,6 +403,12 @@ enum Attempt {
 /// Held while the cache is read, refreshed and written.
 pub(crate) struct CacheLock {
     _file: File,
+}
+
+/// `wait` from now; `None` when that is beyond what `Instant` can hold
+/// (`Duration::MAX`): no deadline.
+fn deadline_after(wait: Duration) -> Option<Instant> {
+    Instant::now().checked_add(wait)
 }
 
 fn default_dir() -> Option<PathBuf> {

@@ -368,6 +368,27 @@ impl ChildSession {
         self.seen.iter().any(|(_, l)| pred(l))
     }
 
+    /// Waits (bounded) until the child has exited and closed its output,
+    /// every line kept in `seen`; whether it exited successfully.
+    pub fn finish(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "child did not finish within {timeout:?}; saw:\n{:#?}",
+                        self.seen
+                    );
+                }
+            }
+        }
+        self.child.wait().unwrap().success()
+    }
+
     pub fn write_line(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().unwrap();
         writeln!(stdin, "{line}").unwrap();
