@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::environment::in_evcxr;
+use crate::evcxr_output::write_streamed;
 
 /// Writes and flushes, ignoring errors: `print!` and friends panic when the
 /// stream is closed, and a panic inside a notebook kernel loses the user's
@@ -146,8 +147,10 @@ const NO_INPUT_CHANNEL: Duration = Duration::from_secs(1);
 pub struct EvcxrPrompt;
 
 impl Prompt for EvcxrPrompt {
+    // Streamed text goes through `evcxr_output`: an organization or a
+    // server's message must not form a line of evcxr's protocol.
     fn show_login(&self, login: &LoginInstructions) {
-        say(std::io::stdout(), &evcxr_login_text(login));
+        write_streamed(std::io::stdout(), &evcxr_login_text(login));
     }
 
     fn ask_code(&self, question: &str) -> std::io::Result<String> {
@@ -172,7 +175,7 @@ impl Prompt for EvcxrPrompt {
     }
 
     fn notice(&self, message: &str) {
-        say(std::io::stdout(), &format!("{message}\n"));
+        write_streamed(std::io::stdout(), message);
     }
 
     fn no_input_hint(&self) -> &'static str {
