@@ -175,6 +175,11 @@
 //! and the platform's roots, configured for this crate's clients only: the
 //! process-wide default provider is left to the host program.
 //!
+//! What a notebook shows (a table cell, a column name, an organization, a
+//! server's message) is data: escaped in HTML, and unable to form a line of
+//! evcxr's output protocol, so it cannot open an `application/javascript`
+//! output, which JupyterLab would run next to the session's token.
+//!
 //! # Cargo features
 //! | feature | default | adds |
 //! | --- | --- | --- |
@@ -204,6 +209,7 @@ mod dw;
 mod endpoints;
 mod environment;
 mod error;
+mod evcxr_output;
 mod existing_session;
 mod flow;
 #[cfg(feature = "fuzzing")]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::environment::in_evcxr;
+use crate::evcxr_output::write_streamed;
 use crate::instructions::{LoginInstructions, evcxr_login_text, terminal_login_text};
 use crate::no_input::ask_until_heard;
 
@@ -110,8 +111,10 @@ const EVCXR_STDOUT_SETTLE: Duration = Duration::from_millis(250);
 pub struct EvcxrPrompt;
 
 impl Prompt for EvcxrPrompt {
+    // Streamed text goes through `evcxr_output`: an organization or a
+    // server's message must not form a line of evcxr's protocol.
     fn show_login(&self, login: &LoginInstructions) {
-        say(std::io::stdout(), &evcxr_login_text(login));
+        write_streamed(std::io::stdout(), &evcxr_login_text(login));
     }
 
     fn ask_code(&self, question: &str) -> std::io::Result<String> {
@@ -139,7 +142,7 @@ impl Prompt for EvcxrPrompt {
     }
 
     fn notice(&self, message: &str) {
-        say(std::io::stdout(), &format!("{message}\n"));
+        write_streamed(std::io::stdout(), message);
     }
 
     fn no_input_hint(&self) -> &'static str {

@@ -1325,3 +1325,98 @@ fn data_notebook_queries_through_the_sql_api_and_the_dw_client() {
         }
     }
 }
+
+/// A query whose column names, type names and values carry evcxr's output
+/// protocol (`EVCXR_END_CONTENT`, `EVCXR_BEGIN_CONTENT
+/// application/javascript`, with `\n` and `\r\n`): the real kernel shows the
+/// table as text and HTML only, with the markers as text in both. Printed
+/// as is, the data would end the table's block and open a script, which
+/// JupyterLab runs in the page that drives the kernel holding the token.
+#[test]
+fn query_data_with_evcxr_markers_stays_text_in_the_kernel() {
+    use support::sql_api::{BREAKOUT, BREAKOUT_CRLF, EVCXR_MARKERS};
+    let fake = FakeCarto::start();
+    let sql = support::sql_api::install(&fake);
+    let home = home_dir();
+    let token = fake.mint_token(&support::jwt::Subject::user(support::USER_ANA), 86_400);
+    let mut env = fake.env();
+    env.push(("CARTO_API_TOKEN".into(), token));
+    env.push(("CARTO_API_BASE_URL".into(), fake.api_base_url()));
+    let _lock = lock_build_cache();
+    let mut kernel = Kernel::start("evcxr-markers", home.path(), &env);
+    // The quickstart's `:dep` cell, so the build cache is shared.
+    kernel
+        .run(":dep carto-auth = { path = \"..\" }\n:opt 0", DEP_TIMEOUT)
+        .assert_ok();
+    let cell = kernel.run_with(
+        &format!(
+            "let auth = carto_auth::CartoAuth::from_oauth()?;\n\
+             let result = auth.sql_query(\"carto_dw\", {EVCXR_MARKERS:?})?;\n\
+             result"
+        ),
+        false,
+        CELL_TIMEOUT,
+        |_, _| None,
+    );
+    cell.assert_ok();
+    assert_eq!(sql.received().len(), 1, "the query reached the fake");
+
+    let outputs: Vec<&Value> = cell
+        .events
+        .iter()
+        .filter(|e| e["event"] == "execute_result" || e["event"] == "display_data")
+        .collect();
+    let mimes: Vec<Vec<&String>> = outputs
+        .iter()
+        .map(|e| e["data"].as_object().map_or(vec![], |d| d.keys().collect()))
+        .collect();
+    assert_eq!(
+        mimes,
+        vec![vec!["text/html", "text/plain"]],
+        "one result, text and HTML only: {:#?}",
+        cell.events
+    );
+    assert_eq!(cell.stdout(), "", "nothing leaked into the stream");
+
+    // The markers show as text: in the plain text behind invisible word
+    // joiners (the header's line breaks as control pictures, the rows as
+    // JSON), in the HTML behind character references.
+    let text = cell
+        .result("text/plain")
+        .unwrap_or_default()
+        .replace('\u{2060}', "");
+    let header_name = BREAKOUT.replace('\n', "\u{240a}");
+    let header_type = BREAKOUT_CRLF
+        .replace('\r', "\u{240d}")
+        .replace('\n', "\u{240a}");
+    assert!(
+        text.starts_with(&format!(
+            "1 row × 3 columns: {header_name} string, crlf {header_type}, nested object\n"
+        )),
+        "{text}"
+    );
+    let as_json = |s: &str| serde_json::to_string(s).unwrap();
+    assert!(
+        text.contains(&format!(
+            "{{{}:{},\"crlf\":{},",
+            as_json(BREAKOUT),
+            as_json(BREAKOUT),
+            as_json(BREAKOUT_CRLF)
+        )),
+        "{text}"
+    );
+    let html = cell.result("text/html").unwrap_or_default();
+    assert!(!html.contains("EVCXR_"), "{html}");
+    let shown = html
+        .replace("&#95;", "_")
+        .replace("&#10;", "\n")
+        .replace("&#13;", "\r");
+    for piece in [
+        format!(">{BREAKOUT}<span"),
+        format!(">{BREAKOUT_CRLF}</span>"),
+        format!(">{BREAKOUT}</td>"),
+        format!(">{BREAKOUT_CRLF}</td>"),
+    ] {
+        assert!(shown.contains(&piece), "{piece:?} not in {html}");
+    }
+}
