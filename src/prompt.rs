@@ -193,7 +193,7 @@ pub(crate) fn evcxr_login_text(login: &LoginInstructions) -> String {
     let text = instructions_text(login);
     #[cfg(feature = "notebook")]
     if login.flow != Flow::LocalCallback
-        && let Some(qr) = crate::qr::text(&login.authorize_url)
+        && let Some(qr) = crate::qr::text(&login.authorize_url, true)
     {
         return format!("{text}Or scan this QR code with a phone:\n{qr}\n");
     }
