@@ -187,8 +187,9 @@ impl Prompt for EvcxrPrompt {
 /// What a waiting evcxr cell streams: the instructions with the URL on a
 /// line of its own (JupyterLab makes it a link), and, where the code comes
 /// back by pasting or by approval on another device, a QR code of it in
-/// Unicode blocks so that a phone can open it. Rich output would only show
-/// once the cell ends, too late.
+/// Unicode blocks so that a phone can open it (coloured dark on light, so
+/// that it scans in JupyterLab's light and dark themes). Rich output would
+/// only show once the cell ends, too late.
 pub(crate) fn evcxr_login_text(login: &LoginInstructions) -> String {
     let text = instructions_text(login);
     #[cfg(feature = "notebook")]
@@ -431,13 +432,13 @@ mod tests {
                 .expect("the URL on its own line");
             let has_qr = lines[url_at + 1..]
                 .iter()
-                .any(|line| line.contains('\u{2588}'));
+                .any(|line| line.contains('\u{2584}'));
             assert_eq!(has_qr, cfg!(feature = "notebook"), "{text}");
         }
         l.flow = Flow::LocalCallback;
         l.browser_opened = true;
         // A phone cannot reach this machine's callback server.
-        assert!(!evcxr_login_text(&l).contains('\u{2588}'));
+        assert!(!evcxr_login_text(&l).contains('\u{2584}'));
     }
 
     /// A prompt whose answer comes when the test says.

@@ -8,15 +8,25 @@ use qrcode::{Color, EcLevel, QrCode};
 
 /// The modules of light margin around a QR code that its standard asks for.
 const QUIET_ZONE: usize = 4;
-/// Black on white in the 256-colour palette (16 and 231: the ends of its
-/// colour cube), set at the start of each line of a text QR code, and the
-/// reset at its end. A terminal or JupyterLab theme would otherwise draw it
-/// with its own colours: light on dark in a dark theme, which a phone reads
-/// inverted or not at all. JupyterLab turns both into inline `rgb()`
-/// colours (`@jupyterlab/rendermime`'s `ansiSpan`), the same in every
-/// theme; terminals have known the palette far longer than 24-bit colour.
-const DARK_ON_LIGHT: &str = "\x1b[38;5;16;48;5;231m";
+/// Select Graphic Rendition parameters of the 16-colour palette: dark and
+/// light foreground and background. JupyterLab shows a stream's lines with
+/// a gap of the theme's background between them, which cuts through the
+/// dark modules (light theme) or the light ones (dark theme) and keeps zbar
+/// from finding the finder patterns; it draws these palette backgrounds
+/// (`.ansi-*-bg` in `@jupyterlab/rendermime`) with a vertical padding that
+/// fills that gap, where an inline 256-colour or 24-bit background does
+/// not. Their colours are the same in every theme (dark slate on light
+/// grey there), so the code is dark on light in both; terminals have known
+/// these colours longest.
+const DARK_FG: u8 = 30;
+const DARK_BG: u8 = 40;
+const LIGHT_FG: u8 = 37;
+const LIGHT_BG: u8 = 47;
 const RESET: &str = "\x1b[0m";
+/// The lower half block: its foreground is the lower module, its
+/// background (with the padding above, which covers the gap to the line
+/// above) the upper one.
+const LOWER_HALF: char = '\u{2584}';
 
 fn code(data: &str) -> Option<QrCode> {
     QrCode::with_error_correction_level(data, EcLevel::L).ok()
@@ -60,19 +70,16 @@ pub(crate) fn svg_image(data: &str) -> Option<(String, u32)> {
     Some((uri, side))
 }
 
-/// The QR code of `data` in Unicode blocks with its quiet zone, or `None`
-/// when the data does not fit in a QR code.
+/// The QR code of `data` in Unicode half blocks (two modules a character,
+/// one above the other), with its quiet zone, or `None` when the data does
+/// not fit in a QR code.
 ///
-/// Without `ansi`: half blocks, two modules a character one above the
-/// other, as a terminal shows best (its lines touch). With `ansi`: one line
-/// per row of modules, one full block per dark module, each line coloured
-/// black on white (see [`DARK_ON_LIGHT`]), for JupyterLab, whose stream
-/// output leaves a thin gap of the theme's background between lines: with
-/// half blocks that gap cuts through the middle of the finder patterns and
-/// zbar reads some codes and not others; with a line per row each gap lies
-/// on a row boundary, and zbar reads the code from a screenshot in the light
-/// and the dark theme (tests/jupyterlab.rs). It is twice as tall as wide in
-/// a terminal, which a phone reads as well.
+/// With `ansi`, each character is a lower half block coloured from the
+/// 16-colour palette (see [`DARK_BG`]): dark on light whatever the theme or
+/// terminal, and without gaps between lines in JupyterLab, where zbar reads
+/// it from a screenshot in the light and the dark theme
+/// (tests/jupyterlab.rs). The plain form, without escape sequences, is for
+/// where they would show as text.
 pub(crate) fn text(data: &str, ansi: bool) -> Option<String> {
     let code = code(data)?;
     if !ansi {
@@ -86,14 +93,22 @@ pub(crate) fn text(data: &str, ansi: bool) -> Option<String> {
         let (x, y) = (x.wrapping_sub(QUIET_ZONE), y.wrapping_sub(QUIET_ZONE));
         x < width && y < width && colors[y * width + x] == Color::Dark
     };
-    let lines: Vec<String> = (0..side)
-        .map(|y| {
-            let row: String = (0..side)
-                .map(|x| if dark(x, y) { '\u{2588}' } else { ' ' })
-                .collect();
-            format!("{DARK_ON_LIGHT}{row}{RESET}")
-        })
-        .collect();
+    let mut lines = Vec::with_capacity(side.div_ceil(2));
+    for top in (0..side).step_by(2) {
+        let mut line = String::new();
+        let mut current = None;
+        for x in 0..side {
+            let fg = if dark(x, top + 1) { DARK_FG } else { LIGHT_FG };
+            let bg = if dark(x, top) { DARK_BG } else { LIGHT_BG };
+            if current != Some((fg, bg)) {
+                line.push_str(&format!("\x1b[{fg};{bg}m"));
+                current = Some((fg, bg));
+            }
+            line.push(LOWER_HALF);
+        }
+        line.push_str(RESET);
+        lines.push(line);
+    }
     Some(lines.join("\n"))
 }
 
@@ -106,43 +121,39 @@ mod tests {
         &code_challenge_method=S256&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
     /// The modules a text QR code draws, read back from its characters
-    /// (escape sequences skipped; two rows a line with half blocks, one
-    /// with `ansi`): `true` where dark.
+    /// (and, with `ansi`, its colours): `true` where dark, two rows a line.
     fn modules_of(rendered: &str, ansi: bool) -> Vec<Vec<bool>> {
         let mut rows = Vec::new();
         for line in rendered.lines() {
-            let mut plain = String::new();
+            let (mut top, mut bottom) = (Vec::new(), Vec::new());
             let mut chars = line.chars();
+            let (mut fg, mut bg) = (0, 0);
             while let Some(c) = chars.next() {
                 if c == '\x1b' {
-                    // CSI: up to and including its final byte, a letter.
-                    for c in chars.by_ref() {
-                        if c.is_ascii_alphabetic() {
-                            break;
-                        }
+                    let sgr: String = chars.by_ref().take_while(|&c| c != 'm').collect();
+                    if sgr == "[0" {
+                        continue;
                     }
-                } else {
-                    plain.push(c);
+                    let (f, b) = sgr[1..].split_once(';').expect("fg;bg");
+                    (fg, bg) = (f.parse().unwrap(), b.parse().unwrap());
+                    continue;
                 }
-            }
-            if ansi {
-                rows.push(plain.chars().map(|c| c == '\u{2588}').collect());
-                assert!(
-                    plain.chars().all(|c| c == ' ' || c == '\u{2588}'),
-                    "{plain}"
-                );
-                continue;
-            }
-            let (top, bottom): (Vec<bool>, Vec<bool>) = plain
-                .chars()
-                .map(|c| match c {
-                    ' ' => (false, false),
-                    '\u{2580}' => (true, false),
-                    '\u{2584}' => (false, true),
-                    '\u{2588}' => (true, true),
+                let (t, b) = match (ansi, c) {
+                    (true, LOWER_HALF) => {
+                        assert!(
+                            [DARK_FG, LIGHT_FG].contains(&fg) && [DARK_BG, LIGHT_BG].contains(&bg)
+                        );
+                        (bg == DARK_BG, fg == DARK_FG)
+                    }
+                    (false, ' ') => (false, false),
+                    (false, '\u{2580}') => (true, false),
+                    (false, '\u{2584}') => (false, true),
+                    (false, '\u{2588}') => (true, true),
                     other => panic!("{other:?} in a text QR code"),
-                })
-                .unzip();
+                };
+                top.push(t);
+                bottom.push(b);
+            }
             rows.push(top);
             rows.push(bottom);
         }
@@ -170,28 +181,34 @@ mod tests {
     #[test]
     fn both_text_forms_draw_exactly_the_codes_modules() {
         let expected = expected_modules(URL);
-        let plain = text(URL, false).unwrap();
-        let mut drawn = modules_of(&plain, false);
-        // An odd side: the last line's lower half is the margin below.
-        assert_eq!(drawn.len(), expected.len() + 1);
-        assert!(drawn.pop().unwrap().iter().all(|d| !d));
-        assert_eq!(drawn, expected, "{plain}");
-        let ansi = text(URL, true).unwrap();
-        assert_eq!(modules_of(&ansi, true), expected, "{ansi}");
+        for ansi in [false, true] {
+            let rendered = text(URL, ansi).unwrap();
+            let mut drawn = modules_of(&rendered, ansi);
+            // An odd side: the last line's lower half is the margin below.
+            assert_eq!(drawn.len(), expected.len() + 1, "ansi {ansi}");
+            assert!(drawn.pop().unwrap().iter().all(|d| !d));
+            assert_eq!(drawn, expected, "ansi {ansi}:\n{rendered}");
+        }
     }
 
     #[test]
-    fn the_ansi_form_is_black_on_white_on_every_line_and_resets() {
+    fn the_ansi_form_uses_palette_colours_on_every_line_and_resets() {
         let rendered = text(URL, true).unwrap();
         let plain = text(URL, false).unwrap();
-        // A line per row of modules: twice the half blocks' lines, less one.
-        assert_eq!(rendered.lines().count(), 2 * plain.lines().count() - 1);
+        assert_eq!(rendered.lines().count(), plain.lines().count());
         for line in rendered.lines() {
+            // The quiet zone: light above and below.
+            assert!(line.starts_with("\x1b[37;47m"), "{line:?}");
+            assert!(line.ends_with(RESET), "{line:?}");
+        }
+        // Only the four palette pairs: no 256-colour or 24-bit colour,
+        // whose backgrounds leave JupyterLab's line gaps open.
+        for sgr in rendered.split('\x1b').skip(1) {
+            let sgr = &sgr[..sgr.find('m').unwrap() + 1];
             assert!(
-                line.starts_with("\x1b[38;5;16;48;5;231m") && line.ends_with("\x1b[0m"),
-                "{line:?}"
+                ["[30;40m", "[30;47m", "[37;40m", "[37;47m", "[0m"].contains(&sgr),
+                "{sgr:?}"
             );
-            assert_eq!(line.matches('\x1b').count(), 2, "{line:?}");
         }
         assert!(!rendered.ends_with('\n'));
         assert!(!plain.contains('\x1b'), "{plain}");

@@ -633,7 +633,7 @@ fn quickstart_logs_in_through_the_local_callback_and_gets_credentials() {
         "{out}"
     );
     assert!(
-        !out.contains('\u{2588}'),
+        !out.contains('\u{2584}'),
         "no QR code for the local flow: {out}"
     );
     let token_requests = fake.requests("/oauth/token");
@@ -910,7 +910,7 @@ fn remote_kernel_paste_flow_no_stdin_error_and_two_step_card() {
     let out = paste.stdout();
     let after_url = out.split(&url).nth(1).unwrap_or_default();
     assert!(
-        after_url.contains("Or scan this QR code with a phone") && after_url.contains('\u{2588}'),
+        after_url.contains("Or scan this QR code with a phone") && after_url.contains('\u{2584}'),
         "a QR code after the URL: {out}"
     );
     assert!(
@@ -958,7 +958,7 @@ fn remote_kernel_paste_flow_no_stdin_error_and_two_step_card() {
     assert_eq!(device.of_kind("input_request").count(), 0);
     let out = device.stdout();
     assert!(
-        out.contains("Nothing needs to be typed here") && out.contains('\u{2588}'),
+        out.contains("Nothing needs to be typed here") && out.contains('\u{2584}'),
         "{out}"
     );
     assert_status_card(&device, "OAuth", &fake, Some(&cache));

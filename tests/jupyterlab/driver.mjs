@@ -138,6 +138,10 @@ const ops = {
     await c.locator('.jp-InputPrompt').click();
     await page.keyboard.press('Escape');
     await page.keyboard.press('Control+Enter');
+    // Queued at once: the prompt shows [*] (or, done already, a new number).
+    const before = lastPrompt.get(i);
+    await c.locator('.jp-InputArea-prompt').filter({ hasNotText: before }).waitFor({ timeout: 30_000 })
+      .catch(() => { throw new Error(`cell ${i} did not start: its prompt still shows ${before}`); });
     return {};
   },
 
@@ -146,7 +150,7 @@ const ops = {
     const before = lastPrompt.get(i) ?? '';
     const c = cell(i);
     await c.evaluate(
-      (el, { until, text, before }) => new Promise((resolve) => {
+      (el, { until, text, before, ms }) => new Promise((resolve, reject) => {
         const done = () => {
           const prompt = (el.querySelector('.jp-InputArea-prompt')?.innerText ?? '').trim();
           const out = el.querySelector('.jp-OutputArea')?.innerText ?? '';
@@ -162,9 +166,12 @@ const ops = {
           }
         });
         seen.observe(el, { subtree: true, childList: true, characterData: true, attributes: true });
+        setTimeout(() => {
+          seen.disconnect();
+          reject(new Error('timed out'));
+        }, ms);
       }),
-      { until, text, before },
-      { timeout: ms },
+      { until, text, before, ms },
     ).catch(async (e) => {
       throw new Error(`cell ${i}: no ${until}${text ? ` "${text}"` : ''} within ${ms / 1000} s (${e.message}); the cell shows:\n${JSON.stringify(await outputOf(i))}`);
     });
@@ -320,9 +327,10 @@ lines.on('line', (line) => {
   if (line.trim()) queue.push(JSON.parse(line));
   if (wake) wake();
 });
+// The test went away: whatever is under way, close the browser and exit.
 lines.on('close', () => {
   closed = true;
-  if (wake) wake();
+  stop(0);
 });
 
 for (;;) {
