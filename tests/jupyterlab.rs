@@ -696,12 +696,15 @@ fn the_remote_kernel_notebook_in_jupyterlab_light_and_dark_saved_and_reopened_un
         assert!(!saved.contains(&token), "a token in the saved notebook");
     }
 
-    // Reopened from a copy this server never signed, as a notebook that
-    // comes from somewhere else (a colleague, a repository): untrusted, so
-    // JupyterLab sanitizes its HTML outputs. The card still shows its QR
-    // code, and it still scans.
+    // Reopened as a notebook that comes from somewhere else (a colleague, a
+    // repository): JupyterLab signed what it saved, and trusts only what it
+    // signed; a copy edited elsewhere (here: a note in its metadata) is
+    // untrusted, so JupyterLab sanitizes its HTML outputs. The card still
+    // shows its QR code, and it still scans.
     let copy = "reopened.ipynb";
-    std::fs::write(root.join(copy), &saved).unwrap();
+    let mut elsewhere: Value = serde_json::from_str(&saved).unwrap();
+    elsewhere["metadata"]["note"] = json!("edited on another machine");
+    std::fs::write(root.join(copy), elsewhere.to_string()).unwrap();
     let reopened = s.lab.contents(copy);
     let trusted: Vec<&Value> = reopened["content"]["cells"]
         .as_array()

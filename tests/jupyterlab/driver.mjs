@@ -10,7 +10,7 @@
 //     {"op": "open", "url": "...", "cells": 14}  a notebook page; waits until
 //                                           its cells are shown and its kernel
 //                                           is idle
-//     {"op": "run", "cell": 3}              selects cell 3, runs it (Ctrl+Enter)
+//     {"op": "run", "cell": 3}              selects cell 3, runs it (toolbar's Run)
 //     {"op": "wait", "cell": 3, "until": "done" | "stdin" | "text",
 //      "text": "...", "timeout": 900}      -> {"output": <cell>}
 //     {"op": "input", "cell": 3, "value": "..."}  types into its input box, Enter
@@ -134,10 +134,10 @@ const ops = {
     const c = cell(i);
     await c.scrollIntoViewIfNeeded();
     lastPrompt.set(i, (await outputOf(i)).prompt);
-    // Command mode on this cell, then "run selected cell" (stays on it).
+    // Select the cell, then the toolbar's Run button.
     await c.locator('.jp-InputPrompt').click();
-    await page.keyboard.press('Escape');
-    await page.keyboard.press('Control+Enter');
+    await page.waitForFunction((el) => el.classList.contains('jp-mod-selected'), await c.elementHandle(), { timeout: 30_000 });
+    await notebook().locator('.jp-Toolbar [data-command="notebook:run-cell-and-select-next"]').first().click();
     // Queued at once: the prompt shows [*] (or, done already, a new number).
     const before = lastPrompt.get(i);
     await c.locator('.jp-InputArea-prompt').filter({ hasNotText: before }).waitFor({ timeout: 30_000 })
@@ -205,6 +205,8 @@ const ops = {
     await page.locator('.lm-MenuBar-itemLabel', { hasText: /^Settings$/ }).click();
     await page.locator('.lm-Menu-itemLabel', { hasText: /^Theme$/ }).click();
     await page.locator('.lm-Menu-itemLabel', { hasText: new RegExp(`^${name}$`) }).click();
+    // The menus closed (nothing over the page).
+    await page.locator('.lm-Menu').first().waitFor({ state: 'detached', timeout: 10_000 }).catch(() => {});
     // JupyterLab sets these once the theme's style sheet has loaded.
     await page.waitForFunction(
       (n) => document.body.dataset.jpThemeName === n,
@@ -264,7 +266,10 @@ const ops = {
         const [x, y] = [luminance(a), luminance(b)].sort((p, q) => q - p);
         return (x + 0.05) / (y + 0.05);
       };
-      return [...el.querySelectorAll('[role="region"]')].map((card) => {
+      // Each card is the top element of an HTML output. Its role and label
+      // may be gone (the sanitizer of an untrusted notebook): then its
+      // title names it.
+      return [...el.querySelectorAll('.jp-RenderedHTMLCommon > div')].map((card) => {
         const texts = [];
         const walker = document.createTreeWalker(card, NodeFilter.SHOW_TEXT);
         for (let t = walker.nextNode(); t; t = walker.nextNode()) {
@@ -284,16 +289,23 @@ const ops = {
         const link = card.querySelector('a[href]');
         let button = null;
         if (link) {
+          // What a click at its centre reaches, with the button in view.
+          link.scrollIntoView({ block: 'center' });
           const r = link.getBoundingClientRect();
           const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
-          button = { text: link.innerText.trim(), href: link.href, width: r.width, height: r.height, hit: hit === link || link.contains(hit) };
+          button = {
+            text: link.innerText.trim(), href: link.href, width: r.width, height: r.height,
+            hit: hit === link || link.contains(hit), hitElement: hit ? hit.outerHTML.slice(0, 300) : null,
+          };
         }
         const images = [...card.querySelectorAll('img')].map((img) => ({
           alt: img.alt, width: img.getBoundingClientRect().width, height: img.getBoundingClientRect().height,
           loaded: img.complete && img.naturalWidth > 0,
         }));
         return {
-          label: card.getAttribute('aria-label'),
+          label: card.getAttribute('aria-label')
+            ?? (card.firstElementChild?.innerText ?? '').replace(/^\u2713\s*/, '').trim(),
+          role: card.getAttribute('role'),
           text: card.innerText,
           texts,
           button,
