@@ -14,20 +14,19 @@ const USER_CODE: &str = "font-family:var(--jp-code-font-family,ui-monospace,mono
     display:inline-block;border:2px solid var(--jp-border-color1,rgba(128,128,128,.6));\
     border-radius:8px;background:var(--jp-layout-color2,rgba(128,128,128,.12));color:inherit";
 
-/// The QR code of `data` as inline SVG with a text alternative, or `None`
-/// when the data does not fit in a QR code.
-pub(crate) fn qr_svg(data: &str) -> Option<String> {
-    let svg = crate::qr::svg(data)?;
-    // The renderer writes an XML declaration (not HTML) and no text
-    // alternative: keep the `<svg` element, and give it a role, a label and a
-    // title. Its own white background keeps it scannable on a dark theme.
-    let svg = &svg[svg.find("<svg ")?..];
-    let open_end = svg.find('>')?;
+/// The QR code of `data` as an image with a text alternative, or `None`
+/// when the data does not fit in a QR code. An `<img>` of an SVG `data:`
+/// URI rather than inline SVG: JupyterLab's sanitizer removes inline
+/// `<svg>` from a notebook reopened untrusted (the card would then offer a
+/// QR code that is not there) and keeps this image, which runs and fetches
+/// nothing. The SVG's own white background keeps it scannable in a dark
+/// theme. Its size is given, so the card is laid out before it loads.
+pub(crate) fn qr_img(data: &str) -> Option<String> {
+    let (uri, side) = crate::qr::svg_image(data)?;
     let label = escape(QR_LABEL);
     Some(format!(
-        "<svg role=\"img\" aria-label=\"{label}\" style=\"display:block;max-width:100%;height:auto\" {}><title>{label}</title>{}",
-        &svg["<svg ".len()..open_end],
-        &svg[open_end..].strip_prefix('>')?,
+        "<img src=\"{uri}\" alt=\"{label}\" title=\"{label}\" width=\"{side}\" height=\"{side}\" \
+         style=\"display:block;max-width:100%;height:auto\">"
     ))
 }
 
@@ -96,9 +95,9 @@ pub(crate) fn login_card(login: &LoginInstructions, now: i64) -> String {
     // A phone cannot reach this machine's callback server, so the QR code is
     // offered only where the login finishes without it.
     if login.flow != Flow::LocalCallback {
-        match qr_svg(&login.authorize_url) {
-            Some(svg) => html.push_str(&format!(
-                "<figure style=\"margin:0;flex:0 0 auto;text-align:center\">{svg}\
+        match qr_img(&login.authorize_url) {
+            Some(img) => html.push_str(&format!(
+                "<figure style=\"margin:0;flex:0 0 auto;text-align:center\">{img}\
                  <figcaption style=\"{MUTED}\">Or scan with a phone</figcaption></figure>"
             )),
             None => html.push_str(&format!(
@@ -285,8 +284,10 @@ mod tests {
         }
     }
 
-    /// What must never be in a card: anything fetched or run.
+    /// What must never be in a card: anything fetched or run. Its one
+    /// image, the QR code, is an SVG `data:` URI (nothing to fetch).
     pub(crate) fn assert_self_contained(html: &str) {
+        let html = &without_qr_images(html);
         for needle in [
             "<script",
             "<link",
@@ -306,6 +307,42 @@ mod tests {
         }
     }
 
+    /// `html` without its QR code images, each checked to be a base64 SVG
+    /// `data:` URI.
+    fn without_qr_images(html: &str) -> String {
+        const IMG: &str = "<img src=\"data:image/svg+xml;base64,";
+        let mut out = String::new();
+        let mut rest = html;
+        while let Some(at) = rest.find(IMG) {
+            out.push_str(&rest[..at]);
+            let uri = &rest[at + IMG.len()..];
+            let end = uri.find('"').expect("a closing quote");
+            assert!(
+                uri[..end]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)),
+                "{html}"
+            );
+            rest = &uri[end..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The SVG document inside the card's QR code image.
+    fn qr_svg_in(html: &str) -> String {
+        let uri = html
+            .split("<img src=\"data:image/svg+xml;base64,")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no QR code image in {html}"));
+        use base64::Engine as _;
+        let svg = base64::engine::general_purpose::STANDARD
+            .decode(uri)
+            .unwrap();
+        String::from_utf8(svg).unwrap()
+    }
+
     #[test]
     fn the_paste_card_links_to_the_authorize_url_and_has_a_qr_code() {
         let html = login_card(&instructions(Flow::Paste, None), NOW);
@@ -318,10 +355,14 @@ mod tests {
         );
         assert!(html.contains(">Sign in to CARTO</a>"));
         assert!(
-            html.contains("<svg role=\"img\" aria-label=\"QR code"),
+            html.contains(&format!("alt=\"{QR_LABEL}\" title=\"{QR_LABEL}\" width=\"")),
             "{html}"
         );
-        assert!(html.contains("<title>QR code"));
+        assert!(qr_svg_in(&html).contains("<path fill=\"#000\""));
+        assert!(
+            !html.contains("<svg"),
+            "inline SVG is dropped from a notebook reopened untrusted"
+        );
         assert!(html.contains("login.complete(&quot;...&quot;)?;"), "{html}");
         assert!(!html.contains("login.wait()"));
         assert!(html.contains("JupyterHub"));
@@ -335,7 +376,7 @@ mod tests {
         assert!(html.contains("let auth = login.wait()?;"), "{html}");
         assert!(!html.contains("login.complete"));
         assert!(
-            !html.contains("<svg"),
+            !html.contains("<img") && !html.contains("scan"),
             "a phone cannot reach the local callback"
         );
         assert!(html.contains("Organization: <strong>acme</strong>"));
@@ -351,7 +392,7 @@ mod tests {
         assert!(html.contains("font-size:2.5em"), "{html}");
         assert!(html.contains(">Open the sign-in page</a>"), "{html}");
         assert!(html.contains("href=\"https://auth.carto.com/activate?user_code=QTZL-MCBW\""));
-        assert!(html.contains("<svg role=\"img\""), "{html}");
+        assert!(qr_svg_in(&html).contains("<svg"), "{html}");
         assert!(
             html.contains("The code expires in 14 min (at 12:15 UTC)."),
             "{html}"
@@ -451,14 +492,16 @@ mod tests {
     }
 
     #[test]
-    fn the_svg_qr_code_is_sized_and_labelled() {
-        let svg = qr_svg(URL).unwrap();
+    fn the_qr_code_is_an_svg_image_at_a_scannable_size_with_a_text_alternative() {
+        let img = qr_img(URL).unwrap();
         assert!(
-            svg.starts_with("<svg role=\"img\" aria-label=\"QR code"),
-            "{svg}"
+            img.starts_with("<img src=\"data:image/svg+xml;base64,"),
+            "{img}"
         );
-        assert!(svg.ends_with("</svg>"));
-        assert!(svg.contains("viewBox=\"0 0 ") && svg.contains("<path fill=\"#000\""));
+        assert!(img.contains(&format!("alt=\"{QR_LABEL}\"")), "{img}");
+        assert!(img.ends_with('>') && !img.contains('\n'));
+        assert_eq!(qr_svg_in(&img), crate::qr::svg(URL).unwrap());
+        let svg = qr_svg_in(&img);
         let width: u32 = svg
             .split("width=\"")
             .nth(1)
@@ -467,13 +510,13 @@ mod tests {
             .parse()
             .unwrap();
         assert!((200..400).contains(&width), "{width}");
-        assert_eq!(svg.matches("<svg").count(), 1);
+        assert_self_contained(&img);
     }
 
     #[test]
     fn data_too_long_for_a_qr_code_gives_none_and_the_card_still_renders() {
         let long = format!("https://auth.carto.com/authorize?org={}", "x".repeat(8000));
-        assert!(qr_svg(&long).is_none());
+        assert!(qr_img(&long).is_none());
         let mut login = instructions(Flow::Paste, None);
         login.authorize_url = long;
         assert!(login_card(&login, NOW).contains("too long for a QR code"));

@@ -11,8 +11,8 @@ use crate::auth::CartoAuth;
 use crate::cards::{SessionView, login_card, login_text, status_card};
 use crate::clock::now_unix;
 use crate::evcxr_output::{Content, write_block};
-use crate::login::PendingLogin;
 use crate::instructions::LoginInstructions;
+use crate::login::PendingLogin;
 use crate::query::QueryResult;
 
 /// Writes a value's display in evcxr's content protocol: `text/plain`

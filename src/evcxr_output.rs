@@ -113,6 +113,47 @@ pub(crate) fn write_streamed(mut out: impl Write, text: &str) {
     let _ = out.flush();
 }
 
+/// Writes a drawing of this crate's own (a QR code in palette colours) as
+/// streamed text: its colour codes, `ESC [ <digits and ;> m`, are kept, and
+/// everything else is treated as [`streamed_text`] treats it. Only for what
+/// this crate draws, never for data: data's escape sequences could hide or
+/// fake text.
+pub(crate) fn write_drawing(mut out: impl Write, drawing: &str) {
+    let _ = out.write_all(drawing_text(drawing).as_bytes());
+    let _ = out.flush();
+}
+
+/// [`write_drawing`]'s text: colour codes kept, the rest as in
+/// [`streamed_text`].
+fn drawing_text(drawing: &str) -> String {
+    let mut out = String::with_capacity(drawing.len());
+    let mut rest = drawing;
+    while let Some(at) = rest.find('\x1b') {
+        out.push_str(&safe_text(&rest[..at]));
+        let after = &rest[at + 1..];
+        let params = after.strip_prefix('[').map(|p| {
+            p.len()
+                - p.trim_start_matches(|c: char| c.is_ascii_digit() || c == ';')
+                    .len()
+        });
+        match params {
+            Some(n) if after[1 + n..].starts_with('m') => {
+                out.push_str(&rest[at..at + 3 + n]);
+                rest = &after[2 + n..];
+            }
+            _ => {
+                out.push_str(&safe_text("\x1b"));
+                rest = after;
+            }
+        }
+    }
+    out.push_str(&safe_text(rest));
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
 /// `text` on one line, with every control character (line breaks too)
 /// shown as its Unicode control picture: for names inside a line of
 /// text, such as a table's header.
@@ -199,6 +240,21 @@ mod tests {
         assert_eq!(streamed_text("no newline"), "no newline\n");
         assert_eq!(streamed_text(""), "");
         assert_eq!(streamed_text("ends\n"), "ends\n");
+    }
+
+    #[test]
+    fn a_drawing_keeps_its_colour_codes_and_nothing_else() {
+        // Two lines as `qr::text` draws them in colour.
+        let qr = "\x1b[37;47m\u{2584}\x1b[30;40m\u{2584}\x1b[0m\n\x1b[30;47m\u{2584}\x1b[0m";
+        assert_eq!(drawing_text(qr), format!("{qr}\n"));
+        // Anything but a colour code is shown, as in streamed text.
+        assert_eq!(
+            drawing_text("a\x1b]0;title\x07b\x1b[2Jc\x1b[31mEVCXR_END_CONTENT\rd"),
+            "a\u{241b}]0;title\u{2407}b\u{241b}[2Jc\x1b[31mEVCXR\u{2060}_END_CONTENT\u{240d}d\n"
+        );
+        for read in read_like_evcxr(&drawing_text(qr)) {
+            assert!(matches!(read, Read::Stream(_)), "{read:?}");
+        }
     }
 
     #[test]

@@ -42,12 +42,13 @@ pub struct LoginInstructions {
 /// What a waiting evcxr cell streams: the instructions with the URL on a
 /// line of its own (JupyterLab makes it a link), and, where the code comes
 /// back by pasting or by approval on another device, a QR code of it in
-/// Unicode blocks so that a phone can open it. Rich output would only show
-/// once the cell ends, too late.
-pub(crate) fn evcxr_login_text(login: &LoginInstructions) -> String {
+/// Unicode blocks so that a phone can open it, in palette colours that scan
+/// in JupyterLab's light and dark themes. Rich output would only show once
+/// the cell ends, too late.
+pub(crate) fn evcxr_login_text(login: &LoginInstructions) -> LoginText {
     let text = instructions_text(login);
     if login.flow == Flow::LocalCallback {
-        return text;
+        return LoginText { text, qr: None };
     }
     with_qr(text, &login.authorize_url, true)
 }
@@ -62,18 +63,44 @@ pub(crate) fn terminal_login_text(login: &LoginInstructions, ansi: bool) -> Stri
     if login.flow != Flow::DeviceCode {
         return text;
     }
-    with_qr(text, &login.authorize_url, ansi)
+    with_qr(text, &login.authorize_url, ansi).joined()
+}
+
+/// The text a waiting login streams, in two parts kept apart: `text` holds
+/// data (an organization, addresses from a server) and is written with its
+/// control characters made visible, while `qr` is this crate's own drawing,
+/// whose colour codes must reach the screen (`evcxr_output`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LoginText {
+    /// The instructions, ending with a line that introduces the QR code
+    /// when there is one.
+    pub(crate) text: String,
+    /// The QR code, ending with a newline.
+    pub(crate) qr: Option<String>,
+}
+
+impl LoginText {
+    /// Both parts as one text, for a terminal.
+    pub(crate) fn joined(self) -> String {
+        match self.qr {
+            Some(qr) => self.text + &qr,
+            None => self.text,
+        }
+    }
 }
 
 /// `text`, then a QR code of `link` when this build draws them (features
 /// `notebook` and `cli`) and the link fits in one.
-fn with_qr(text: String, link: &str, ansi: bool) -> String {
+fn with_qr(text: String, link: &str, ansi: bool) -> LoginText {
     #[cfg(any(feature = "notebook", feature = "cli"))]
     if let Some(qr) = crate::qr::text(link, ansi) {
-        return format!("{text}Or scan this QR code with a phone:\n{qr}\n");
+        return LoginText {
+            text: format!("{text}Or scan this QR code with a phone:\n"),
+            qr: Some(format!("{qr}\n")),
+        };
     }
     let _ = (link, ansi);
-    text
+    LoginText { text, qr: None }
 }
 
 /// The text both built-in prompts show.
@@ -217,7 +244,7 @@ mod tests {
         let mut l = login(Flow::Paste);
         for flow in [Flow::Paste, Flow::DeviceCode] {
             l.flow = flow;
-            let text = evcxr_login_text(&l);
+            let LoginText { text, qr } = evcxr_login_text(&l);
             let lines: Vec<&str> = text.lines().collect();
             let url_at = lines
                 .iter()
@@ -226,14 +253,23 @@ mod tests {
             assert!(url_at > 0, "{text}");
             #[cfg(feature = "notebook")]
             {
-                let qr = crate::qr::text(&l.authorize_url, true).unwrap();
-                assert!(text.ends_with(&format!("{qr}\n")), "{text}");
+                let drawn = crate::qr::text(&l.authorize_url, true).unwrap();
+                assert_eq!(qr, Some(format!("{drawn}\n")), "{text}");
+                assert!(text.ends_with("Or scan this QR code with a phone:\n"));
             }
+            #[cfg(not(feature = "notebook"))]
+            assert_eq!(qr, None);
         }
         l.flow = Flow::LocalCallback;
         l.browser_opened = true;
         // A phone cannot reach this machine's callback server.
-        assert_eq!(evcxr_login_text(&l), instructions_text(&l));
+        assert_eq!(
+            evcxr_login_text(&l),
+            LoginText {
+                text: instructions_text(&l),
+                qr: None
+            }
+        );
     }
 
     fn device_login() -> LoginInstructions {

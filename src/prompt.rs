@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::environment::in_evcxr;
-use crate::evcxr_output::write_streamed;
-use crate::instructions::{LoginInstructions, evcxr_login_text, terminal_login_text};
+use crate::evcxr_output::{write_drawing, write_streamed};
+use crate::instructions::{LoginInstructions, LoginText, evcxr_login_text, terminal_login_text};
 use crate::no_input::ask_until_heard;
 
 /// Writes and flushes, ignoring errors: `print!` and friends panic when the
@@ -114,7 +114,11 @@ impl Prompt for EvcxrPrompt {
     // Streamed text goes through `evcxr_output`: an organization or a
     // server's message must not form a line of evcxr's protocol.
     fn show_login(&self, login: &LoginInstructions) {
-        write_streamed(std::io::stdout(), &evcxr_login_text(login));
+        let LoginText { text, qr } = evcxr_login_text(login);
+        write_streamed(std::io::stdout(), &text);
+        if let Some(qr) = qr {
+            write_drawing(std::io::stdout(), &qr);
+        }
     }
 
     fn ask_code(&self, question: &str) -> std::io::Result<String> {

@@ -82,10 +82,11 @@ if (data && data.querySelector('thead')) {
   }));
   out.tableWidth = data.getBoundingClientRect().width;
 }
-const svg = card.querySelector('svg');
-if (svg) {
-  const r = svg.getBoundingClientRect();
-  Object.assign(out, { qrWidth: r.width, qrHeight: r.height, qrLabel: svg.getAttribute('aria-label'), qrRole: svg.getAttribute('role') });
+const qr = card.querySelector('img[src^="data:image/svg+xml"]');
+if (qr) {
+  const r = qr.getBoundingClientRect();
+  // An <img> with a text alternative has the role img.
+  Object.assign(out, { qrWidth: r.width, qrHeight: r.height, qrLabel: qr.alt, qrRole: qr.getAttribute('role') || (qr.alt ? 'img' : 'none') });
 }
 out.textContrast = Math.min(...[card, ...card.querySelectorAll('th,td,li,strong')].map(textContrast));
 out.cardWidth = card.getBoundingClientRect().width;

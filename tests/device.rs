@@ -342,7 +342,10 @@ fn the_two_step_form_shows_the_code_and_waits_for_the_approval() {
     {
         let html = login.to_html();
         assert!(html.contains(&format!(">{code}</div>")), "{html}");
-        assert!(html.contains("Open the sign-in page") && html.contains("<svg"));
+        assert!(
+            html.contains("Open the sign-in page")
+                && html.contains("<img src=\"data:image/svg+xml;base64,")
+        );
     }
     let err = login.complete("https://x/?code=abc").unwrap_err();
     assert!(err.to_string().contains("finishes by itself"), "{err}");

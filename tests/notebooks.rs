@@ -16,7 +16,6 @@
 mod support;
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -37,8 +36,6 @@ const DEP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const CELL_TIMEOUT: Duration = Duration::from_secs(180);
 /// Starting a kernel.
 const START_TIMEOUT: Duration = Duration::from_secs(180);
-/// Waiting for another test run's kernel to release the build directory.
-const LOCK_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// The prompt the paste flow shows in the input box (`ASK_CODE`).
 const ASK_CODE: &str =
     "Paste the address of the page CARTO showed after you signed in (or the code on it)";
@@ -160,37 +157,10 @@ impl Kernel {
             ])
             .args(["--kernel-log", &log.display().to_string()])
             .current_dir(manifest_dir().join("notebooks"))
-            .env_clear()
-            .env("HOME", home)
-            .env("TMPDIR", home)
-            .env("RUSTUP_HOME", &tools.rustup_home)
-            .env("CARGO_HOME", &tools.cargo_home)
-            .env("EVCXR_TMPDIR", build_cache().join("kernel"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // What cargo inside the kernel needs to reach the registry here.
-        for (key, value) in std::env::vars() {
-            let keep = matches!(
-                key.as_str(),
-                "PATH" | "LANG" | "LC_ALL" | "RUSTUP_TOOLCHAIN"
-            ) || key.to_ascii_uppercase().ends_with("_PROXY")
-                || [
-                    "CARGO_HTTP_",
-                    "CARGO_NET_",
-                    "CARGO_REGISTRIES_",
-                    "CARGO_REGISTRY_",
-                    "SSL_CERT_",
-                ]
-                .iter()
-                .any(|p| key.starts_with(p));
-            if keep {
-                cmd.env(key, value);
-            }
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        support::evcxr::kernel_env(&mut cmd, home, env);
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", tools.python.display()));
@@ -346,90 +316,19 @@ impl Drop for Kernel {
 struct Tools {
     python: PathBuf,
     evcxr: PathBuf,
-    rustup_home: PathBuf,
-    cargo_home: PathBuf,
 }
 
 impl Tools {
     fn find() -> Tools {
-        let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
-        let cargo_home =
-            std::env::var_os("CARGO_HOME").map_or_else(|| home.join(".cargo"), PathBuf::from);
-        let rustup_home =
-            std::env::var_os("RUSTUP_HOME").map_or_else(|| home.join(".rustup"), PathBuf::from);
         Tools {
             python: support::tools::python(&["jupyter_client"]),
             evcxr: support::tools::evcxr(),
-            rustup_home,
-            cargo_home,
         }
     }
 }
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Where the kernel builds: kept between cells, tests and runs.
-///
-/// Not under the directory that holds the Rust toolchain (with rustup, the
-/// home directory): cargo writes each cell's library with a RUNPATH to
-/// libstd computed for `target/<triple>/debug/deps/`, evcxr loads the copy
-/// one level up in `debug/`, and the relative path then misses the
-/// toolchain by one `..`, so every cell fails with "dlopen failed". From a
-/// directory with nothing in common with the toolchain's path the path
-/// climbs to `/`, where a surplus `..` is harmless.
-fn build_cache() -> PathBuf {
-    let dir = std::env::var_os("CARTO_AUTH_EVCXR_CACHE")
-        .filter(|v| !v.is_empty())
-        .map_or_else(
-            || std::env::temp_dir().join("carto-auth-evcxr-cache"),
-            PathBuf::from,
-        );
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    let dir = dir.canonicalize().unwrap_or(dir);
-    let sysroot = Command::new("rustc")
-        .args(["--print", "sysroot"])
-        .output()
-        .ok()
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if let Some(sysroot) = sysroot {
-        let top = |p: &Path| p.components().nth(1).map(|c| c.as_os_str().to_owned());
-        assert!(
-            top(&dir) != top(&sysroot),
-            "the evcxr build cache {} shares its top directory with the Rust toolchain {}: \
-             evcxr's cells would fail with \"dlopen failed\" (see build_cache()). \
-             Set CARTO_AUTH_EVCXR_CACHE to a directory elsewhere, e.g. under /var/tmp",
-            dir.display(),
-            sysroot.display()
-        );
-    }
-    dir
-}
-
-/// One kernel at a time uses the build directory, across threads and
-/// processes (two `cargo test` runs in one checkout); it is released when
-/// the returned file is dropped.
-fn lock_build_cache() -> File {
-    let path = build_cache().join("lock");
-    let file =
-        File::create(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-    let deadline = Instant::now() + LOCK_TIMEOUT;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return file,
-            Err(std::fs::TryLockError::WouldBlock) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "{} stayed locked for {LOCK_TIMEOUT:?}",
-                    path.display()
-                );
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            Err(std::fs::TryLockError::Error(e)) => panic!("cannot lock {}: {e}", path.display()),
-        }
-    }
 }
 
 // ---- the notebooks ----
@@ -680,7 +579,7 @@ fn quickstart_logs_in_through_the_local_callback_and_gets_credentials() {
     env.push(("CARTO_AUTH_OPEN_BROWSER".into(), "1".into()));
     env.push(("BROWSER".into(), browser.display().to_string()));
     let mut nb = Notebook::load("quickstart");
-    let _lock = lock_build_cache();
+    let _lock = support::evcxr::lock_build_cache();
     let mut kernel = Kernel::start("quickstart", home.path(), &env);
     open(&mut nb, &mut kernel);
 
@@ -734,7 +633,7 @@ fn quickstart_logs_in_through_the_local_callback_and_gets_credentials() {
         "{out}"
     );
     assert!(
-        !out.contains('\u{2588}'),
+        !out.contains('\u{2584}'),
         "no QR code for the local flow: {out}"
     );
     let token_requests = fake.requests("/oauth/token");
@@ -803,7 +702,7 @@ fn quickstart_logs_in_through_the_local_callback_and_gets_credentials() {
     );
     assert_pkce_url(&href, &fake, &fake.redirect_uri);
     assert!(
-        html.contains("login.wait()?") && !html.contains("<svg"),
+        html.contains("login.wait()?") && !html.contains("<img"),
         "{html}"
     );
     let (status, _, _) = support::http_get(&fake.authorize(&href));
@@ -872,7 +771,7 @@ fn quickstart_runs_unattended_with_an_api_token() {
     env.push(("CARTO_API_TOKEN".into(), token.clone()));
     env.push(("CARTO_API_BASE_URL".into(), fake.api_base_url()));
     let mut nb = Notebook::load("quickstart");
-    let _lock = lock_build_cache();
+    let _lock = support::evcxr::lock_build_cache();
     let mut kernel = Kernel::start("quickstart-unattended", home.path(), &env);
     open(&mut nb, &mut kernel);
     let mut cells = Vec::new();
@@ -980,7 +879,7 @@ fn remote_kernel_paste_flow_no_stdin_error_and_two_step_card() {
     let paste_uri = format!("{}/auth/token", fake.base);
     let cache = home.path().join(".carto-auth").join("token_oauth.json");
     let mut nb = Notebook::load("remote_kernel");
-    let _lock = lock_build_cache();
+    let _lock = support::evcxr::lock_build_cache();
     let mut kernel = Kernel::start("remote_kernel", home.path(), &env);
     open(&mut nb, &mut kernel);
 
@@ -1059,7 +958,7 @@ fn remote_kernel_paste_flow_no_stdin_error_and_two_step_card() {
     let out = paste.stdout();
     let after_url = out.split(&url).nth(1).unwrap_or_default();
     assert!(
-        after_url.contains("Or scan this QR code with a phone") && after_url.contains('\u{2588}'),
+        after_url.contains("Or scan this QR code with a phone") && after_url.contains('\u{2584}'),
         "a QR code after the URL: {out}"
     );
     assert!(
@@ -1107,7 +1006,7 @@ fn remote_kernel_paste_flow_no_stdin_error_and_two_step_card() {
     assert_eq!(device.of_kind("input_request").count(), 0);
     let out = device.stdout();
     assert!(
-        out.contains("Nothing needs to be typed here") && out.contains('\u{2588}'),
+        out.contains("Nothing needs to be typed here") && out.contains('\u{2584}'),
         "{out}"
     );
     assert_status_card(&device, "OAuth", &fake, Some(&cache));
@@ -1122,7 +1021,7 @@ fn remote_kernel_paste_flow_no_stdin_error_and_two_step_card() {
     assert_pkce_url(&href, &fake, &paste_uri);
     assert!(html.contains("target=\"_blank\" rel=\"noopener"), "{html}");
     assert!(
-        html.contains("<svg") && html.contains("role=\"img\""),
+        html.contains("<img src=\"data:image/svg+xml;base64,") && html.contains("alt=\"QR code"),
         "{html}"
     );
     assert!(html.contains("login.complete("), "{html}");
@@ -1192,7 +1091,7 @@ fn m2m_notebook_logs_in_with_a_credentials_file() {
         credentials.display().to_string(),
     ));
     let mut nb = Notebook::load("m2m");
-    let _lock = lock_build_cache();
+    let _lock = support::evcxr::lock_build_cache();
     let mut kernel = Kernel::start("m2m", home.path(), &env);
     open(&mut nb, &mut kernel);
 
@@ -1250,7 +1149,7 @@ fn data_notebook_queries_through_the_sql_api_and_the_dw_client() {
     env.push(("CARTO_API_BASE_URL".into(), fake.api_base_url()));
     env.push(("CARTO_BIGQUERY_URL".into(), bq.base.clone()));
     let mut nb = Notebook::load("data");
-    let _lock = lock_build_cache();
+    let _lock = support::evcxr::lock_build_cache();
     let mut kernel = Kernel::start("data", home.path(), &env);
     open(&mut nb, &mut kernel);
     let unattended = |kernel: &mut Kernel, code: &str| {
@@ -1342,7 +1241,7 @@ fn query_data_with_evcxr_markers_stays_text_in_the_kernel() {
     let mut env = fake.env();
     env.push(("CARTO_API_TOKEN".into(), token));
     env.push(("CARTO_API_BASE_URL".into(), fake.api_base_url()));
-    let _lock = lock_build_cache();
+    let _lock = support::evcxr::lock_build_cache();
     let mut kernel = Kernel::start("evcxr-markers", home.path(), &env);
     // The quickstart's `:dep` cell, so the build cache is shared.
     kernel

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::evcxr_output::reader::{Read, as_text, hostile, read_like_evcxr};
 use crate::evcxr_output::streamed_text;
-use crate::mode::Mode;
 use crate::instructions::{Flow, big_code, evcxr_login_text};
+use crate::mode::Mode;
 use crate::query::Column;
 
 const WORD_JOINER: char = '\u{2060}';
@@ -308,7 +308,7 @@ proptest! {
 
     #[test]
     fn the_streamed_instructions_are_only_streamed_lines(login in instructions()) {
-        let rendered = evcxr_login_text(&login);
+        let rendered = evcxr_login_text(&login).text;
         let written = streamed_text(&rendered);
         let mut lines = Vec::new();
         for read in read_like_evcxr(&written) {

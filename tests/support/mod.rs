@@ -1,14 +1,16 @@
 //! What the integration tests share: a fake CARTO on loopback that checks
 //! what it is sent the way the real service does (`fake.rs`, with Auth0's
 //! JWTs in `jwt.rs` and the device grant in `device.rs`), bare HTTP
-//! (`http.rs`), and child processes with their own environment, stdin and
-//! `$BROWSER` (`child.rs`).
+//! (`http.rs`), child processes with their own environment, stdin and
+//! `$BROWSER` (`child.rs`), the evcxr kernel's build cache and environment
+//! (`evcxr.rs`), and the outside programs the tests drive (`tools.rs`).
 
 #![allow(dead_code, unused_imports)]
 
 pub mod bigquery;
 mod child;
 mod device;
+pub mod evcxr;
 mod fake;
 mod http;
 pub mod jwt;

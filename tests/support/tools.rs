@@ -1,5 +1,6 @@
 //! The outside programs the tests drive: evcxr's Jupyter kernel, a Python
-//! with `jupyter_client` and CARTO's `carto-auth` 0.2.0, and Chromium. Each
+//! with `jupyter_client` and CARTO's `carto-auth` 0.2.0, JupyterLab,
+//! Node.js with playwright-core, Chromium and zbar's `zbarimg`. Each
 //! is taken from its `CARTO_AUTH_*` variable (what `scripts/test` sets after
 //! installing it), else from `PATH`. A missing one is a failure that says
 //! how to get it, never a skip.
@@ -68,5 +69,53 @@ pub fn chromium() -> PathBuf {
         .or_else(|| find_in_path("chromium-browser"))
         .unwrap_or_else(|| {
             panic!("Chromium is not installed: {SETUP}, or apt-get install -y chromium")
+        })
+}
+
+/// JupyterLab's `jupyter-lab`: `$CARTO_AUTH_JUPYTER_LAB`, else the one
+/// beside `$CARTO_AUTH_PYTHON` (scripts/test installs it into its virtual
+/// environment), else on `PATH`.
+pub fn jupyter_lab() -> PathBuf {
+    from_var("CARTO_AUTH_JUPYTER_LAB")
+        .or_else(|| {
+            from_var("CARTO_AUTH_PYTHON")
+                .and_then(|p| Some(p.parent()?.join("jupyter-lab")))
+                .filter(|p| p.is_file())
+        })
+        .or_else(|| find_in_path("jupyter-lab"))
+        .unwrap_or_else(|| {
+            panic!("JupyterLab is not installed: {SETUP}, or pip install the jupyterlab of scripts/requirements-test.txt")
+        })
+}
+
+/// The `node_modules` directory that holds playwright-core:
+/// `$CARTO_AUTH_NODE_MODULES`, else `$CARTO_AUTH_CACHE/node/node_modules`
+/// (where scripts/test installs it).
+pub fn node_modules() -> PathBuf {
+    let dir = from_var("CARTO_AUTH_NODE_MODULES")
+        .or_else(|| from_var("CARTO_AUTH_CACHE").map(|c| c.join("node").join("node_modules")))
+        .unwrap_or_else(|| {
+            panic!("playwright-core is not installed: {SETUP} (it sets CARTO_AUTH_NODE_MODULES)")
+        });
+    assert!(
+        dir.join("playwright-core").join("package.json").is_file(),
+        "{} holds no playwright-core: {SETUP}",
+        dir.display()
+    );
+    dir
+}
+
+/// Node.js, on `PATH`.
+pub fn node() -> PathBuf {
+    find_in_path("node")
+        .unwrap_or_else(|| panic!("node is not on PATH: install Node.js 20 or later, then {SETUP}"))
+}
+
+/// zbar's `zbarimg`: `$CARTO_AUTH_ZBARIMG`, else on `PATH`.
+pub fn zbarimg() -> PathBuf {
+    from_var("CARTO_AUTH_ZBARIMG")
+        .or_else(|| find_in_path("zbarimg"))
+        .unwrap_or_else(|| {
+            panic!("zbarimg is not installed: {SETUP}, or apt-get install -y zbar-tools")
         })
 }
