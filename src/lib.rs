@@ -208,6 +208,8 @@ mod http;
 mod jwt;
 mod login;
 mod m2m;
+#[cfg(feature = "notebook")]
+mod map;
 mod mode;
 mod oauth;
 mod paste;
@@ -238,6 +240,8 @@ pub use error::{Error, Grant, Result, Service};
 pub use google_bigquery2;
 pub use http::DEFAULT_TIMEOUT;
 pub use login::PendingLogin;
+#[cfg(feature = "notebook")]
+pub use map::{Basemap, Color, ColorBy, DEFAULT_JS_URL, DEFAULT_TOKEN_LIFETIME, Layer, Map};
 pub use mode::{Mode, TokenSource};
 pub use prompt::{EvcxrPrompt, Flow, LoginInstructions, Prompt, TerminalPrompt};
 pub use query::{Column, QueryResult, Row};
