@@ -12,6 +12,8 @@ mod device;
 mod fake;
 mod http;
 pub mod jwt;
+pub mod maps_api;
+pub mod mvt;
 pub mod places;
 pub mod sql_api;
 pub mod tools;
