@@ -204,8 +204,16 @@
       layers: layers,
       getTooltip: tooltip,
       onError: function (error) { fail(describe(error)); },
+      // Ready once every tile of the full-size view is drawn: the first
+      // frames can come before the canvas takes the container's size, with
+      // fewer tiles in view, and a frame drawn for a new view selects that
+      // view's tiles only in the next update of its layers.
       onAfterRender: function () {
         if (state !== 'loading' || !instance || !instance.layerManager) return;
+        var viewport = instance.getViewports()[0];
+        if (!viewport || viewport.width !== container.clientWidth ||
+            viewport.height !== container.clientHeight) return;
+        if (instance.layerManager.needsUpdate()) return;
         if (instance.layerManager.getLayers().every(function (l) { return l.isLoaded; })) report('ready');
       }
     });
