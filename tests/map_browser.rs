@@ -12,19 +12,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use base64::Engine as _;
 use carto_auth::{Basemap, CartoAuth, ColorBy, Layer, Map, json};
-use serde_json::Value;
 use support::FakeCarto;
-use support::headless::Browser;
-use support::map_site::MapSite;
+use support::map_site::{MapSite, Sample, assert_colors};
 use support::maps_api::{self, FakeMaps, H3_CELLS};
-
-/// A bound on a map's drawing, not a wait: the page reports when it is done.
-const DRAWN_WITHIN: Duration = Duration::from_secs(120);
 
 const RED: [u8; 3] = [230, 20, 20];
 const BLUE: [u8; 3] = [20, 20, 230];
@@ -32,113 +23,26 @@ const ORANGE: [u8; 3] = [240, 160, 0];
 /// `ColorBy::range` at 1000 of 0..2000, from [255, 255, 204] to [20, 120, 20].
 const H3_GREEN: [u8; 3] = [138, 188, 112];
 
-/// Receives the map's report and measures the canvas; sends it all to
-/// `/results`. `SAMPLES` (places to read) and `BACKGROUND` are set before.
-const PROBE: &str = r#"
-let reported = false;
-window.addEventListener('message', (event) => {
-  const data = event.data || {};
-  if (!data.cartoAuthMap || reported) return;
-  reported = true;
-  const frame = document.querySelector('iframe');
-  const doc = frame.contentDocument;
-  const out = { state: data.cartoAuthMap, message: data.message,
-    frameText: doc ? doc.body.innerText : null,
-    rootState: doc ? doc.documentElement.getAttribute('data-map-state') : null };
-  const map = frame.contentWindow.cartoAuthDeck;
-  const canvas = doc && doc.querySelector('canvas');
-  if (data.cartoAuthMap === 'ready' && map && canvas) {
-    map.redraw(true);
-    const [w, h] = [canvas.width, canvas.height];
-    const shot = document.createElement('canvas');
-    shot.width = w; shot.height = h;
-    const ctx = shot.getContext('2d');
-    ctx.fillStyle = BACKGROUND;
-    ctx.fillRect(0, 0, w, h);
-    ctx.drawImage(canvas, 0, 0);
-    const scale = w / canvas.clientWidth;
-    const viewport = map.getViewports()[0];
-    out.samples = SAMPLES.map(s => {
-      const [x, y] = viewport.project([s.lon, s.lat]);
-      const px = ctx.getImageData(Math.round(x * scale), Math.round(y * scale), 1, 1).data;
-      return { name: s.name, x, y, rgb: [px[0], px[1], px[2]] };
-    });
-    out.size = [w, h];
-    // For a failure's message: each tile layer's tiles, loaded or not.
-    out.tiles = map.layerManager.getLayers().filter(l => l.state && l.state.tileset).map(l =>
-      [l.id, l.isLoaded, l.state.tileset.selectedTiles.map(t => [t.id, t.isLoaded, !!t.content])]);
-    out.viewport = [viewport.width, viewport.height, viewport.zoom];
-    out.png = shot.toDataURL('image/png');
-  }
-  fetch('/results', { method: 'POST', body: JSON.stringify(out) });
-});
-"#;
-
 /// What to read, and the colour each place must have (`None`: the
 /// theme's background).
-fn samples() -> Vec<(String, f64, f64, Option<[u8; 3]>)> {
+fn samples() -> Vec<Sample> {
     let mut s = vec![
-        ("Madrid".to_string(), -3.7038, 40.4168, Some(RED)),
-        ("Barcelona".into(), 2.1734, 41.3851, Some(BLUE)),
-        ("Valencia area".into(), -0.7, 39.45, Some(ORANGE)),
-        ("between the cities".into(), -1.5, 41.0, None),
-        ("the sea".into(), 1.2, 39.6, None),
+        Sample::new("Madrid", -3.7038, 40.4168, Some(RED)),
+        Sample::new("Barcelona", 2.1734, 41.3851, Some(BLUE)),
+        Sample::new("Valencia area", -0.7, 39.45, Some(ORANGE)),
+        Sample::new("between the cities", -1.5, 41.0, None),
+        Sample::new("the sea", 1.2, 39.6, None),
     ];
     // The cells away from Madrid's point, which is drawn over them.
     for (cell, lon, lat) in &H3_CELLS[1..] {
-        s.push((format!("H3 cell {cell}"), *lon, *lat, Some(H3_GREEN)));
+        s.push(Sample::new(
+            format!("H3 cell {cell}"),
+            *lon,
+            *lat,
+            Some(H3_GREEN),
+        ));
     }
     s
-}
-
-fn page(cell: &str, background: &str) -> String {
-    let samples: Vec<Value> = samples()
-        .iter()
-        .map(|(name, lon, lat, _)| json!({"name": name, "lon": lon, "lat": lat}))
-        .collect();
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>map</title><script>\
-         const SAMPLES = {}; const BACKGROUND = '{background}';{PROBE}</script></head>\
-         <body style=\"margin:0;padding:16px;background:{background}\">\
-         <div style=\"width:800px\">{cell}</div></body></html>",
-        Value::Array(samples)
-    )
-}
-
-fn screenshots_dir() -> PathBuf {
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("target"), Path::to_path_buf);
-    let dir = target.join("screenshots");
-    std::fs::create_dir_all(&dir).expect("create target/screenshots");
-    dir
-}
-
-/// Loads `cell` in a page of `background` colour; the probe's findings.
-fn load(site: &MapSite, name: &str, cell: &str, background: &str) -> Value {
-    let url = site.put_page(name, page(cell, background));
-    let browser = Browser::open(&url);
-    let Some(results) = site.next_results(DRAWN_WITHIN) else {
-        panic!(
-            "{name}: the page reported nothing within {DRAWN_WITHIN:?}; Chromium's log:\n{}",
-            browser
-                .log()
-                .lines()
-                .filter(|l| l.contains("CONSOLE"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-    };
-    drop(browser);
-    let results: Value = serde_json::from_str(&results).expect("the probe's JSON");
-    if let Some(png) = results["png"].as_str() {
-        let data = png.trim_start_matches("data:image/png;base64,");
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .expect("a PNG");
-        std::fs::write(screenshots_dir().join(format!("{name}.png")), bytes).expect("save");
-    }
-    results
 }
 
 fn session(carto: &FakeCarto, maps: &FakeMaps) -> (CartoAuth, String) {
@@ -179,10 +83,6 @@ fn drawn_map(auth: &CartoAuth, site: &MapSite) -> Map {
         )
 }
 
-fn close(a: [u8; 3], b: [u8; 3]) -> bool {
-    a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= 4)
-}
-
 #[test]
 fn a_map_draws_its_layers_where_the_data_is_in_light_and_dark_pages() {
     let carto = FakeCarto::start();
@@ -196,21 +96,9 @@ fn a_map_draws_its_layers_where_the_data_is_in_light_and_dark_pages() {
         let html = drawn_map(&auth, &site).to_html().expect("a map");
         assert!(!html.contains(&session_token));
         let scoped = maps.scoped_tokens().last().unwrap().token.clone();
-        let found = load(&site, &format!("map-{theme}"), &html, background);
-        assert_eq!(found["state"], "ready", "{theme}: {}", found["message"]);
+        let found = site.load(&format!("map-{theme}"), &html, background, &samples());
+        assert_colors(theme, &found, &samples(), rgb);
         assert_eq!(found["rootState"], "ready", "{theme}");
-        for ((name, _, _, want), got) in samples().iter().zip(found["samples"].as_array().unwrap())
-        {
-            let got: [u8; 3] = serde_json::from_value(got["rgb"].clone()).unwrap();
-            let want = want.unwrap_or(rgb);
-            assert!(
-                close(got, want),
-                "{theme}: {name} is {got:?}, not {want:?} ({}; tiles {}; viewport {})",
-                found["samples"],
-                found["tiles"],
-                found["viewport"]
-            );
-        }
         // Every request to the Maps API (the preflights aside) carried the
         // scoped token, and there were instantiations, TileJSONs and tiles.
         let api: Vec<_> = maps
@@ -275,7 +163,7 @@ fn a_maps_api_error_and_unreachable_scripts_are_said_in_the_map() {
         .layer(Layer::vector_query(maps_api::CONNECTION, maps_api::BAD_SQL))
         .to_html()
         .expect("a map");
-    let found = load(&site, "map-sql-error", &bad_sql, "#ffffff");
+    let found = site.load("map-sql-error", &bad_sql, "#ffffff", &[]);
     assert_eq!(found["state"], "error", "{found}");
     let text = found["frameText"].as_str().unwrap_or_default();
     assert!(
@@ -293,7 +181,7 @@ fn a_maps_api_error_and_unreachable_scripts_are_said_in_the_map() {
         ))
         .to_html()
         .expect("a map");
-    let found = load(&site, "map-no-scripts", &offline, "#111111");
+    let found = site.load("map-no-scripts", &offline, "#111111", &[]);
     assert_eq!(found["state"], "error", "{found}");
     let text = found["frameText"].as_str().unwrap_or_default();
     assert!(

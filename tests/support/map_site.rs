@@ -5,12 +5,16 @@
 //! page's probe sends what it measured; the test waits for that event.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::Engine as _;
+use serde_json::{Value, json};
+
 use super::Recorded;
+use super::headless::Browser;
 
 pub struct MapSite {
     pub base: String,
@@ -135,4 +139,140 @@ fn npm_file(modules: &std::path::Path, rest: &str) -> Result<PathBuf, String> {
         return Err("no ..".into());
     }
     Ok(dir.join(path))
+}
+
+/// A place to read on the map, and the colour it must have there (`None`:
+/// the page's background).
+pub struct Sample {
+    pub name: String,
+    pub lon: f64,
+    pub lat: f64,
+    pub want: Option<[u8; 3]>,
+}
+
+impl Sample {
+    pub fn new(name: impl Into<String>, lon: f64, lat: f64, want: Option<[u8; 3]>) -> Sample {
+        Sample {
+            name: name.into(),
+            lon,
+            lat,
+            want,
+        }
+    }
+}
+
+/// A bound on a map's drawing, not a wait: the page reports when it is done.
+pub const DRAWN_WITHIN: Duration = Duration::from_secs(120);
+
+/// Receives the map's report and measures the canvas; sends it all to
+/// `/results`. `SAMPLES` (places to read) and `BACKGROUND` are set before.
+const PROBE: &str = r#"
+let reported = false;
+window.addEventListener('message', (event) => {
+  const data = event.data || {};
+  if (!data.cartoAuthMap || reported) return;
+  reported = true;
+  const frame = document.querySelector('iframe');
+  const doc = frame.contentDocument;
+  const out = { state: data.cartoAuthMap, message: data.message,
+    frameText: doc ? doc.body.innerText : null,
+    rootState: doc ? doc.documentElement.getAttribute('data-map-state') : null };
+  const map = frame.contentWindow.cartoAuthDeck;
+  const canvas = doc && doc.querySelector('canvas');
+  if (data.cartoAuthMap === 'ready' && map && canvas) {
+    map.redraw(true);
+    const [w, h] = [canvas.width, canvas.height];
+    const shot = document.createElement('canvas');
+    shot.width = w; shot.height = h;
+    const ctx = shot.getContext('2d');
+    ctx.fillStyle = BACKGROUND;
+    ctx.fillRect(0, 0, w, h);
+    ctx.drawImage(canvas, 0, 0);
+    const scale = w / canvas.clientWidth;
+    const viewport = map.getViewports()[0];
+    out.samples = SAMPLES.map(s => {
+      const [x, y] = viewport.project([s.lon, s.lat]);
+      const px = ctx.getImageData(Math.round(x * scale), Math.round(y * scale), 1, 1).data;
+      return { name: s.name, x, y, rgb: [px[0], px[1], px[2]] };
+    });
+    out.size = [w, h];
+    // For a failure's message: each tile layer's tiles, loaded or not.
+    out.tiles = map.layerManager.getLayers().filter(l => l.state && l.state.tileset).map(l =>
+      [l.id, l.isLoaded, l.state.tileset.selectedTiles.map(t => [t.id, t.isLoaded, !!t.content])]);
+    out.viewport = [viewport.width, viewport.height, viewport.zoom];
+    out.png = shot.toDataURL('image/png');
+  }
+  fetch('/results', { method: 'POST', body: JSON.stringify(out) });
+});
+"#;
+
+/// `cell` (a map's HTML) in a page of `background` colour, with the probe.
+fn page(cell: &str, background: &str, samples: &[Sample]) -> String {
+    let samples: Vec<Value> = samples
+        .iter()
+        .map(|s| json!({"name": s.name, "lon": s.lon, "lat": s.lat}))
+        .collect();
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>map</title><script>\
+         const SAMPLES = {}; const BACKGROUND = '{background}';{PROBE}</script></head>\
+         <body style=\"margin:0;padding:16px;background:{background}\">\
+         <div style=\"width:800px\">{cell}</div></body></html>",
+        Value::Array(samples)
+    )
+}
+
+/// `target/screenshots/`, for people to look at.
+pub fn screenshots_dir() -> PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("target"), Path::to_path_buf);
+    let dir = target.join("screenshots");
+    std::fs::create_dir_all(&dir).expect("create target/screenshots");
+    dir
+}
+
+impl MapSite {
+    /// Loads `cell` in headless Chromium, in a page of `background` colour
+    /// (CSS hex), and returns the probe's findings once the map reported;
+    /// the canvas goes to `target/screenshots/{name}.png`.
+    pub fn load(&self, name: &str, cell: &str, background: &str, samples: &[Sample]) -> Value {
+        let url = self.put_page(name, page(cell, background, samples));
+        let browser = Browser::open(&url);
+        let Some(results) = self.next_results(DRAWN_WITHIN) else {
+            panic!(
+                "{name}: the page reported nothing within {DRAWN_WITHIN:?}; Chromium's log:\n{}",
+                browser.log()
+            );
+        };
+        drop(browser);
+        let results: Value = serde_json::from_str(&results).expect("the probe's JSON");
+        if let Some(png) = results["png"].as_str() {
+            let data = png.trim_start_matches("data:image/png;base64,");
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .expect("a PNG");
+            std::fs::write(screenshots_dir().join(format!("{name}.png")), bytes).expect("save");
+        }
+        results
+    }
+}
+
+/// Each sample has its colour (within 4 per channel), the background
+/// being `background`.
+pub fn assert_colors(what: &str, found: &Value, samples: &[Sample], background: [u8; 3]) {
+    assert_eq!(found["state"], "ready", "{what}: {}", found["message"]);
+    let got_all = found["samples"].as_array().cloned().unwrap_or_default();
+    assert_eq!(got_all.len(), samples.len(), "{what}: {found}");
+    for (sample, got) in samples.iter().zip(&got_all) {
+        let got: [u8; 3] = serde_json::from_value(got["rgb"].clone()).unwrap();
+        let want = sample.want.unwrap_or(background);
+        assert!(
+            got.iter().zip(want).all(|(x, y)| x.abs_diff(y) <= 4),
+            "{what}: {} is {got:?}, not {want:?} ({}; tiles {}; viewport {})",
+            sample.name,
+            found["samples"],
+            found["tiles"],
+            found["viewport"]
+        );
+    }
 }

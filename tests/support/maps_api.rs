@@ -20,7 +20,8 @@
 //! - Tiles: MVT (`application/vnd.mapbox-vector-tile`) of [`places`], or
 //!   CARTO's spatial tiles of [`H3_CELLS`].
 //!
-//! Queries it knows: [`PLACES_SQL`] (vector), [`H3_SQL`] (H3). Anything
+//! Queries it knows: [`PLACES_SQL`] and [`POPULATED_PLACES_SQL`] (vector,
+//! both [`places`]), [`H3_SQL`] (H3). Anything
 //! whose first word is not SELECT or WITH is a 400 with a syntax error, as
 //! is any other table (not found).
 
@@ -37,7 +38,9 @@ use super::{FakeCarto, Recorded, random_word};
 
 pub const CONNECTION: &str = "carto_dw";
 pub const PLACES_SQL: &str = "SELECT geom, name, kind FROM `demo.places` WHERE kind != @skip";
-pub const H3_SQL: &str = "SELECT h3, population FROM `demo.population_h3`";
+/// What `notebooks/map.ipynb` draws: CARTO's demo places, with a parameter.
+pub const POPULATED_PLACES_SQL: &str = "SELECT geom, name, pop_max FROM `carto-demo-data.demo_tables.populated_places` WHERE pop_max > @min";
+pub const H3_SQL: &str = "SELECT h3, population FROM `carto-demo-data.demo_tables.derived_spatialfeatures_esp_h3res8_v1_yearly_v2`";
 pub const H3_AGGREGATION: &str = "SUM(population) AS population";
 pub const BAD_SQL: &str = "SELEC name FROM `demo.places`";
 /// CARTO's words for [`BAD_SQL`].
@@ -476,6 +479,15 @@ fn instantiate(
         PLACES_SQL if spatial == Some("geo") => {
             if r.query_value("queryParameters") != Some(r#"{"skip":"none"}"#) {
                 return error(400, "Query parameter not found: skip");
+            }
+            false
+        }
+        POPULATED_PLACES_SQL if spatial == Some("geo") => {
+            let params: Option<Value> = r
+                .query_value("queryParameters")
+                .and_then(|p| serde_json::from_str(p).ok());
+            if !params.is_some_and(|p| p["min"].is_number()) {
+                return error(400, "Query parameter not found: min");
             }
             false
         }
