@@ -14,6 +14,7 @@
 //! - [Tokens from elsewhere](#tokens-from-elsewhere): `CARTO_API_TOKEN`,
 //!   [`CartoAuth::from_token`]
 //! - [Data](#data): the SQL API and the CARTO Data Warehouse
+//! - [Maps](#maps): CARTO layers in the cell, with a token scoped to the map
 //! - [Async programs](#async-programs)
 //! - [The token cache](#the-token-cache)
 //! - [Pointing at another CARTO](#pointing-at-another-carto)
@@ -125,6 +126,26 @@
 //! refused, queries in standard SQL decoded by column type, and
 //! [`CartoDwClient::bigquery`] for everything else BigQuery does.
 //!
+//! # Maps
+//! A [`Map`] at the end of a cell draws CARTO layers with deck.gl (feature
+//! `notebook`):
+//! ```no_run
+//! use carto_auth::{CartoAuth, Layer, json};
+//! let auth = CartoAuth::from_oauth()?;
+//! let map = auth.map().layer(
+//!     Layer::vector_query("carto_dw", "SELECT geom, name FROM `carto-demo-data.demo_tables.populated_places` WHERE pop_max > @min")
+//!         .query_parameters(json!({"min": 1_000_000}))
+//!         .tooltip(["name"]),
+//! );
+//! std::fs::write("places.html", map.to_html()?)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//! The page carries a CARTO API Access Token made for it, which reads only
+//! the map's sources through the Maps API and expires after
+//! [`DEFAULT_TOKEN_LIFETIME`], never the session's own token (unless
+//! [`Map::embed_session_token`] says so). Its scripts come from a public
+//! npm CDN, or from [`Map::js_url`] / `CARTO_AUTH_JS_URL`.
+//!
 //! # Async programs
 //! Every blocking call has an `_async` twin; both run the same code. The
 //! blocking calls also work inside a multi-thread tokio runtime (an evcxr
@@ -173,7 +194,7 @@
 //! # Cargo features
 //! | feature | default | adds |
 //! | --- | --- | --- |
-//! | `notebook` | yes | evcxr display: the login card of a [`PendingLogin`], the status card of a [`CartoAuth`], the table of a [`QueryResult`] (`to_html`, `evcxr_display`), and text QR codes while a login waits (qrcode, without its `image` feature) |
+//! | `notebook` | yes | evcxr display: the login card of a [`PendingLogin`], the status card of a [`CartoAuth`], the table of a [`QueryResult`] (`to_html`, `evcxr_display`), maps of CARTO layers ([`Map`]), and text QR codes while a login waits (qrcode, without its `image` feature) |
 //! | `carto-dw` | no | [`CartoAuth::get_carto_dw_client`]: BigQuery for the CARTO Data Warehouse (google-bigquery2) |
 //! | `cli` | no | the `carto-auth` binary (clap) |
 //! | `fuzzing` | no | not for users: exposes the input parsers to the fuzz targets in `fuzz/` |

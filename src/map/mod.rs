@@ -182,6 +182,11 @@ impl Map {
     /// alternative; a map that cannot be made shows why instead. Never
     /// panics. Feature `notebook`.
     pub fn evcxr_display(&self) {
+        self.display_to(&mut std::io::stdout().lock());
+    }
+
+    /// The display, written to `out` in evcxr's content protocol.
+    fn display_to(&self, out: &mut impl std::io::Write) {
         let rendered = block_on(
             Call {
                 name: "Map::evcxr_display",
@@ -197,7 +202,7 @@ impl Map {
                 page::error_card(&e.to_string()),
             ),
         };
-        crate::display::emit(&mut std::io::stdout().lock(), &plain, move || html);
+        crate::display::emit(out, &plain, move || html);
     }
 
     /// "CARTO map of 2 layers: vector query on carto_dw, H3 query on ...".
@@ -387,6 +392,29 @@ mod tests {
         .unwrap();
         assert!(caption.contains("session's own CARTO token"), "{caption}");
         assert!(html.contains("session-token-ABCDEFGHIJKLMNOP"));
+    }
+
+    #[test]
+    fn a_map_that_cannot_be_made_displays_why_in_text_and_html() {
+        // No API base URL: the error says how to pass one.
+        let auth = CartoAuth::from_token("session-token-ABCDEFGHIJKLMNOP", "");
+        let mut out = Vec::new();
+        auth.map()
+            .layer(Layer::vector_query("carto_dw", "SELECT '<b>'"))
+            .display_to(&mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.starts_with(
+                "EVCXR_BEGIN_CONTENT text/plain\nThe CARTO map could not be made: this CARTO \
+                 session has no API base URL"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("EVCXR_BEGIN_CONTENT text/html\n<div role=\"alert\""),
+            "{out}"
+        );
+        assert!(!out.contains("session-token-ABCDEFGHIJKLMNOP"));
     }
 
     #[test]
