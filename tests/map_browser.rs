@@ -5,7 +5,8 @@
 //! report, then reads the canvas: the layers' colours at the features'
 //! places and the theme's background elsewhere. Every instantiation, data
 //! and tile request carried the scoped token. The failures are said in the
-//! map: a Maps API SQL error, and scripts that cannot be loaded.
+//! map: a Maps API SQL error, an expired token, and scripts that cannot be
+//! loaded.
 //! Screenshots of the canvas go to `target/screenshots/`.
 //!
 //! Nothing is skipped: without Chromium or the npm packages this fails.
@@ -146,6 +147,32 @@ fn a_map_draws_its_layers_where_the_data_is_in_light_and_dark_pages() {
             .any(|s| s == "/npm/@deck.gl/carto@9.4.0/dist.min.js"),
         "{:?}",
         site.scripts()
+    );
+}
+
+/// A saved map opened after its token expired says so, and what to do.
+#[test]
+fn a_map_whose_token_expired_says_to_run_the_cell_again() {
+    let carto = FakeCarto::start();
+    let maps = FakeMaps::start(&carto);
+    let site = MapSite::start();
+    let (auth, _) = session(&carto, &maps);
+    let html = drawn_map(&auth, &site).to_html().expect("a map");
+    maps.expire_scoped_tokens();
+    let found = site.load("map-token-expired", &html, "#ffffff", &[]);
+    assert_eq!(found["state"], "error", "{found}");
+    let text = found["frameText"].as_str().unwrap_or_default();
+    let until = maps.scoped_tokens()[0].body["expiration_date"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("401")
+            && text.contains(&format!(
+                "The token in this map was refused. It was valid until {until}"
+            ))
+            && text.contains("run the cell again"),
+        "{text}"
     );
 }
 

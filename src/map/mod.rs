@@ -2,13 +2,14 @@
 //! scoped to the map in the page instead of the session's own. Feature
 //! `notebook`.
 //!
-//! The parts: [`layer`] (what is drawn, how it looks), [`scoped`] (the
+//! The parts: [`layer`] (what is drawn), [`style`] (how it looks), [`scoped`] (the
 //! token the page carries), [`page`] (the HTML and its script); this file
 //! holds the builder and puts them together.
 
 mod layer;
 mod page;
 mod scoped;
+mod style;
 
 use std::time::Duration;
 
@@ -21,8 +22,9 @@ use crate::http::Http;
 use crate::runtime::{Call, block_on};
 use crate::secret::AccessToken;
 
-pub use layer::{Color, ColorBy, Layer};
+pub use layer::Layer;
 pub use page::DEFAULT_JS_URL;
+pub use style::{Color, ColorBy};
 
 /// How long a map's token stays valid unless
 /// [`Map::token_lifetime`] says otherwise.

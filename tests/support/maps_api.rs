@@ -25,14 +25,12 @@
 //! whose first word is not SELECT or WITH is a 400 with a syntax error, as
 //! is any other table (not found).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::closing_server::{ClosingServer, Reply};
 use super::mvt::{self, Feature, Geometry};
 use super::{FakeCarto, Recorded, random_word};
 
@@ -118,22 +116,15 @@ pub struct FakeMaps {
     pub base: String,
     state: Arc<Mutex<State>>,
     recorded: Arc<Condvar>,
-    stop: Arc<AtomicBool>,
+    _server: ClosingServer,
 }
 
 type Answer = (u16, Vec<u8>, &'static str);
 
 impl FakeMaps {
-    /// Serves on a free loopback port; session bearers are checked with
-    /// `carto`'s tokens.
-    ///
-    /// One request per connection, closed after the answer: with
-    /// tiny_http's keep-alive connections, Chromium sometimes waited
-    /// forever for the answer to a CORS preflight sent on a reused
-    /// connection (seen in its net log), so this server is std's own.
+    /// Serves on a free loopback port (a [`ClosingServer`]); session
+    /// bearers are checked with `carto`'s tokens.
     pub fn start(carto: &FakeCarto) -> FakeMaps {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake Maps API");
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State {
             requests: Vec::new(),
             scoped: Vec::new(),
@@ -141,30 +132,50 @@ impl FakeMaps {
             refusal: None,
         }));
         let recorded = Arc::new(Condvar::new());
-        let stop = Arc::new(AtomicBool::new(false));
         let accepts = carto.acceptor();
-        let (s, cv, b, st) = (state.clone(), recorded.clone(), base.clone(), stop.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if st.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let (s, cv, b, accepts) = (s.clone(), cv.clone(), b.clone(), accepts.clone());
-                std::thread::spawn(move || serve(stream, &s, &cv, &b, &*accepts));
+        let base: Arc<OnceLock<String>> = Arc::default();
+        let (s, cv, b) = (state.clone(), recorded.clone(), base.clone());
+        let server = ClosingServer::start(Arc::new(move |r: &Recorded| {
+            s.lock().unwrap().requests.push(r.clone());
+            cv.notify_all();
+            let (status, body, content_type) =
+                route(r, &s, b.get().map_or("", String::as_str), &*accepts);
+            let headers = vec![
+                ("Content-Type", content_type.to_string()),
+                ("Access-Control-Allow-Origin", "*".into()),
+                (
+                    "Access-Control-Allow-Headers",
+                    "authorization, content-type".into(),
+                ),
+                ("Access-Control-Allow-Methods", "GET, POST, OPTIONS".into()),
+                ("Access-Control-Max-Age", "600".into()),
+            ];
+            Reply {
+                status,
+                body,
+                headers,
             }
-        });
+        }));
+        let _ = base.set(server.base.clone());
         FakeMaps {
-            base,
+            base: server.base.clone(),
             state,
             recorded,
-            stop,
+            _server: server,
         }
     }
 
     /// Token requests are answered `status` with CARTO's `error` text.
     pub fn refuse_tokens(&self, status: u16, error: &str) {
         self.state.lock().unwrap().refusal = Some((status, error.into()));
+    }
+
+    /// Every scoped token made so far expires now, as a saved map's does
+    /// a day later.
+    pub fn expire_scoped_tokens(&self) {
+        for t in &mut self.state.lock().unwrap().scoped {
+            t.expires = now_unix() - 1;
+        }
     }
 
     pub fn scoped_tokens(&self) -> Vec<Scoped> {
@@ -192,91 +203,6 @@ impl FakeMaps {
             s = self.recorded.wait_timeout(s, left).unwrap().0;
         }
     }
-}
-
-impl Drop for FakeMaps {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accepting thread, which then stops.
-        let _ = TcpStream::connect(self.base.trim_start_matches("http://"));
-    }
-}
-
-/// One request from `stream`: the head up to the blank line, then as many
-/// body bytes as `Content-Length` says.
-fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut words = line.split_whitespace();
-    let (method, target) = (words.next()?.to_string(), words.next()?.to_string());
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':')?;
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-    }
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    let body = String::from_utf8_lossy(&body).into_owned();
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let query = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let form = url::form_urlencoded::parse(body.as_bytes())
-        .into_owned()
-        .collect();
-    let authorization = headers
-        .iter()
-        .find(|(k, _)| k == "authorization")
-        .map(|(_, v)| v.clone());
-    Some(Recorded {
-        method,
-        path: path.to_string(),
-        query,
-        form,
-        body,
-        authorization,
-        headers,
-        at: Instant::now(),
-    })
-}
-
-fn serve(
-    mut stream: TcpStream,
-    state: &Mutex<State>,
-    recorded: &Condvar,
-    base: &str,
-    accepts: &dyn Fn(&str) -> bool,
-) {
-    let Some(r) = read_request(&mut stream) else {
-        return;
-    };
-    state.lock().unwrap().requests.push(r.clone());
-    recorded.notify_all();
-    let (status, body, content_type) = route(&r, state, base, accepts);
-    let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Access-Control-Allow-Origin: *\r\n\
-         Access-Control-Allow-Headers: authorization, content-type\r\n\
-         Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n\
-         Access-Control-Max-Age: 600\r\nConnection: close\r\n\r\n",
-        if status < 300 { "OK" } else { "Error" },
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(&body);
-    let _ = stream.flush();
 }
 
 fn json_answer(status: u16, value: Value) -> Answer {

@@ -8,6 +8,7 @@
 
 pub mod bigquery;
 mod child;
+pub mod closing_server;
 mod device;
 mod fake;
 pub mod headless;
