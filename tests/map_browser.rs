@@ -14,6 +14,7 @@
 mod support;
 
 use carto_auth::{Basemap, CartoAuth, ColorBy, Layer, Map, json};
+use serde_json::Value;
 use support::FakeCarto;
 use support::map_site::{MapSite, Sample, assert_colors};
 use support::maps_api::{self, FakeMaps, H3_CELLS};
@@ -100,6 +101,16 @@ fn a_map_draws_its_layers_where_the_data_is_in_light_and_dark_pages() {
         let found = site.load(&format!("map-{theme}"), &html, background, &samples());
         assert_colors(theme, &found, &samples(), rgb);
         assert_eq!(found["rootState"], "ready", "{theme}");
+        // The tooltip's columns, for the point under the pointer.
+        assert_eq!(
+            found["samples"][0]["tooltip"],
+            "name: Madrid\nkind: capital"
+        );
+        assert_eq!(
+            found["samples"][3]["tooltip"],
+            Value::Null,
+            "{theme}: nothing there"
+        );
         // Every request to the Maps API (the preflights aside) carried the
         // scoped token, and there were instantiations, TileJSONs and tiles.
         let api: Vec<_> = maps

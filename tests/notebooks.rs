@@ -1349,6 +1349,12 @@ fn map_notebook_draws_a_query_then_h3_cells_with_scoped_tokens() {
         &samples,
     );
     assert_colors("points", &found, &samples, [255, 255, 255]);
+    let frame = found["frameText"].as_str().unwrap_or_default();
+    assert!(
+        frame.contains("© OpenStreetMap contributors © CARTO"),
+        "the basemap's attribution: {frame}"
+    );
+    assert_eq!(found["samples"][0]["tooltip"], "name: Madrid\npop_max: –");
 
     let h3 = unattended(&mut kernel, &nb.next("Layer::h3_query("));
     let html = h3.result("text/html").unwrap_or_default();

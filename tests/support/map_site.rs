@@ -193,7 +193,10 @@ window.addEventListener('message', (event) => {
     out.samples = SAMPLES.map(s => {
       const [x, y] = viewport.project([s.lon, s.lat]);
       const px = ctx.getImageData(Math.round(x * scale), Math.round(y * scale), 1, 1).data;
-      return { name: s.name, x, y, rgb: [px[0], px[1], px[2]] };
+      // What the pointer there would show.
+      const info = map.pickObject({ x, y, radius: 1 });
+      const tip = info && map.props.getTooltip ? map.props.getTooltip(info) : null;
+      return { name: s.name, x, y, rgb: [px[0], px[1], px[2]], tooltip: tip ? tip.text : null };
     });
     out.size = [w, h];
     // For a failure's message: each tile layer's tiles, loaded or not.
