@@ -185,7 +185,10 @@
 //! codes are [`AccessToken`], [`ClientSecret`], [`CodeVerifier`],
 //! [`DeviceCode`] and [`AuthorizationCode`]: their `Debug` is redacted and
 //! they have no `Display`. No error message, log line or display of this
-//! crate contains one. The callback server listens on loopback only,
+//! crate contains one, with one exception by design: a [`Map`]'s page
+//! carries the token its scripts need, one made for the map (read-only,
+//! its own sources, the Maps API, expiring), or the session's own only
+//! after [`Map::embed_session_token`]. The callback server listens on loopback only,
 //! ignores any request without this login's `state`, and refuses an answer
 //! from another issuer (RFC 9207). TLS is rustls with the *ring* provider
 //! and the platform's roots, configured for this crate's clients only: the
