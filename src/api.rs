@@ -4,6 +4,7 @@
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::Value;
 
+use crate::api_base_url::{ApiBaseUrl, Origin};
 use crate::config::Common;
 use crate::endpoints::{Endpoints, tenant_config_url};
 use crate::error::{Error, Result, Service};
@@ -18,7 +19,7 @@ pub(crate) async fn discover_api_base_url(
     http: &Http,
     endpoints: &Endpoints,
     token: &AccessToken,
-) -> Result<Option<String>> {
+) -> Result<Option<ApiBaseUrl>> {
     let accounts_url = endpoints.accounts_endpoint();
     let account = http
         .get_json(Service::Accounts, &accounts_url, Some(token))
@@ -54,10 +55,11 @@ pub(crate) async fn discover_api_base_url(
     let text = http.get_text(Service::TenantConfig, &config_url).await?;
     let base_url = api_base_url_from_config(&text).map_err(|got| Error::InvalidResponse {
         service: Service::TenantConfig,
-        url: config_url,
+        url: config_url.clone(),
         expected: "YAML with apis.baseUrl",
         got,
     })?;
+    let base_url = ApiBaseUrl::parse(&base_url, Origin::Discovery(&config_url))?;
     log::info!("discovered the API base URL {base_url}");
     Ok(Some(base_url))
 }
@@ -67,7 +69,7 @@ pub(crate) async fn discover_api_base_url(
 pub(crate) async fn discover(
     common: &Common,
     token: &AccessToken,
-) -> (Option<String>, Option<String>) {
+) -> (Option<ApiBaseUrl>, Option<String>) {
     let http = match common.http() {
         Ok(http) => http,
         Err(e) => return (None, Some(e.to_string())),
@@ -91,7 +93,8 @@ pub(crate) async fn discover(
     (None, last)
 }
 
-/// `apis.baseUrl` of a tenant's `config.yaml`.
+/// `apis.baseUrl` of a tenant's `config.yaml`, as written there (checked by
+/// [`ApiBaseUrl::parse`] next).
 pub(crate) fn api_base_url_from_config(text: &str) -> Result<String, String> {
     let docs =
         yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| format!("malformed YAML ({e})"))?;
@@ -101,10 +104,7 @@ pub(crate) fn api_base_url_from_config(text: &str) -> Result<String, String> {
         .map(str::trim)
         .filter(|s| !s.is_empty());
     match base {
-        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-            Ok(url.trim_end_matches('/').to_string())
-        }
-        Some(_) => Err("an apis.baseUrl that is not an http(s) URL".into()),
+        Some(url) => Ok(url.to_string()),
         None if doc["apis"].is_badvalue() => Err("a document without apis".into()),
         None => Err("a document without apis.baseUrl".into()),
     }
@@ -214,7 +214,7 @@ mod tests {
             "version: 1\napis:\n  baseUrl: https://gcp-us-east1.api.carto.com/\n  other: x\n";
         assert_eq!(
             api_base_url_from_config(yaml).unwrap(),
-            "https://gcp-us-east1.api.carto.com"
+            "https://gcp-us-east1.api.carto.com/"
         );
     }
 
@@ -235,11 +235,6 @@ mod tests {
             api_base_url_from_config("apis:\n  other: 1")
                 .unwrap_err()
                 .contains("apis.baseUrl")
-        );
-        assert!(
-            api_base_url_from_config("apis:\n  baseUrl: ftp://x")
-                .unwrap_err()
-                .contains("not an http")
         );
     }
 }

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::api::{LayerCredentials, carto_dw_credentials, discover};
+use crate::api_base_url::{ApiBaseUrl, Origin};
 use crate::cache::CacheEntry;
 use crate::clock::{NO_EXPIRY, describe_expiry, now_unix};
 use crate::config::{Common, GivenConfig, Kind, OAuthConfig};
@@ -23,8 +24,9 @@ struct Current {
 
 struct Session {
     kind: Kind,
-    api_base_url: Option<String>,
-    /// Why the API base URL is unknown, when discovery failed after sign-in.
+    api_base_url: Option<ApiBaseUrl>,
+    /// Why the API base URL is unknown: discovery failed after sign-in, or
+    /// the one given was refused.
     discovery_error: Option<String>,
     current: Mutex<Current>,
     /// One renewal at a time within the process; other processes are kept
@@ -59,7 +61,7 @@ impl CartoAuth {
     /// discovery failed.
     pub(crate) fn new(
         kind: Kind,
-        api_base_url: Option<String>,
+        api_base_url: Option<ApiBaseUrl>,
         discovery_error: Option<String>,
         token: Token,
         source: TokenSource,
@@ -82,23 +84,43 @@ impl CartoAuth {
     /// [`get_access_token`](Self::get_access_token) on an expired one is an
     /// [`Error::TokenExpired`]. An empty `api_base_url` means unknown.
     ///
+    /// The API base URL must be `https://` (plain `http://` only on this
+    /// machine). One that is not is refused without a panic: the session
+    /// has no API base URL, and what needs one fails with
+    /// [`Error::NoApiBaseUrl`] saying why and how to write it.
+    ///
     /// ```
     /// let auth = carto_auth::CartoAuth::from_token("eyJhbGciOi...", "https://gcp-us-east1.api.carto.com");
     /// assert_eq!(auth.get_api_base_url(), Some("https://gcp-us-east1.api.carto.com"));
+    ///
+    /// let slip = carto_auth::CartoAuth::from_token("eyJhbGciOi...", "gcp-us-east1.api.carto.com");
+    /// assert_eq!(slip.get_api_base_url(), None);
+    /// let why = slip.get_layer_credentials().unwrap_err().to_string();
+    /// assert!(why.contains("Write it as https://gcp-us-east1.api.carto.com"));
     /// ```
     pub fn from_token(
         access_token: impl Into<String>,
         api_base_url: impl Into<String>,
     ) -> CartoAuth {
-        let url = api_base_url.into().trim().trim_end_matches('/').to_string();
+        let url = api_base_url.into();
+        let (url, why) = if url.trim().is_empty() {
+            (None, None)
+        } else {
+            match ApiBaseUrl::parse(&url, Origin::FromToken) {
+                Ok(url) => (Some(url), None),
+                Err(e) => {
+                    log::warn!("{e}");
+                    (None, Some(e.to_string()))
+                }
+            }
+        };
         let common = Common {
             endpoints: crate::endpoints::Endpoints::carto(),
             cache: None,
             timeout: crate::http::DEFAULT_TIMEOUT,
             prompt: crate::prompt::default_prompt(),
         };
-        let url = Some(url).filter(|u| !u.is_empty());
-        Self::given(common, AccessToken::new(access_token), url, None, false)
+        Self::given(common, AccessToken::new(access_token), url, why, false)
     }
 
     /// A session for a token given as is, with `common`'s settings (its
@@ -106,7 +128,7 @@ impl CartoAuth {
     pub(crate) fn given(
         common: Common,
         access_token: AccessToken,
-        api_base_url: Option<String>,
+        api_base_url: Option<ApiBaseUrl>,
         discovery_error: Option<String>,
         from_environment: bool,
     ) -> CartoAuth {
@@ -188,7 +210,7 @@ impl CartoAuth {
 
     /// The API base URL, e.g. `https://gcp-us-east1.api.carto.com`.
     pub fn get_api_base_url(&self) -> Option<&str> {
-        self.inner.api_base_url.as_deref()
+        self.inner.api_base_url.as_ref().map(ApiBaseUrl::as_str)
     }
 
     /// The API base URL, or the error that says why it is unknown and how
@@ -327,7 +349,7 @@ impl CartoAuth {
     async fn renew_oauth(&self, config: &Arc<OAuthConfig>) -> Result<(Token, TokenSource)> {
         let common = &config.common;
         let subject = self.subject();
-        let api_base_url = self.get_api_base_url().map(str::to_string);
+        let api_base_url = self.inner.api_base_url.clone();
         let cached = {
             let _lock = common.lock().await;
             common.load().await
@@ -340,7 +362,7 @@ impl CartoAuth {
             }
             Some(entry) => match entry.check_same_user(
                 subject.as_deref(),
-                api_base_url.as_deref(),
+                self.get_api_base_url(),
                 config.org.as_deref(),
             ) {
                 Ok(()) => {
@@ -477,7 +499,7 @@ pub(crate) async fn m2m_token(
     if let Some(entry) = common.load().await {
         match entry
             .is_fresh_at(now_unix())
-            .then(|| entry.check_m2m(&credentials.client_id, &credentials.api_base_url))
+            .then(|| entry.check_m2m(&credentials.client_id, credentials.api_base_url.as_str()))
         {
             Some(Ok(())) => {
                 log::debug!("using the cached M2M token from {}", cache.path().display());

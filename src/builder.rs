@@ -5,21 +5,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::discover;
+use crate::api_base_url::{ApiBaseUrl, Origin};
 use crate::auth::{CartoAuth, m2m_token};
-use crate::clock::now_unix;
 use crate::config::{Common, Kind, M2mConfig, OAuthConfig};
-use crate::endpoints::{Endpoints, check_http_url};
-use crate::environment::{API_BASE_URL_VAR, API_TOKEN_VAR, DEVICE_FLOW_VAR, flag, var};
+use crate::endpoints::Endpoints;
+use crate::environment::{DEVICE_FLOW_VAR, api_base_url_var, flag, var};
 use crate::error::Result;
+use crate::existing_session::existing_session;
 use crate::flow::Login;
 use crate::http::DEFAULT_TIMEOUT;
 use crate::login::PendingLogin;
 use crate::m2m::Credentials;
-use crate::mode::{Mode, TokenSource};
+use crate::mode::Mode;
 use crate::prompt::{Prompt, default_prompt};
 use crate::runtime::{Call, block_on};
-use crate::secret::AccessToken;
 
 /// How long the local flow waits for the browser, and the device flow for
 /// the approval, by default.
@@ -157,10 +156,16 @@ impl OAuthBuilder {
         self
     }
 
-    /// The API base URL; skips its discovery after login (default: the
-    /// discovered one, or `CARTO_API_BASE_URL` with `CARTO_API_TOKEN`).
+    /// The API base URL, e.g. `https://gcp-us-east1.api.carto.com`: it
+    /// skips discovery, and a cached token is used only when it is for this
+    /// URL (or names none). Which one wins: this option, else
+    /// `CARTO_API_BASE_URL`, else the cached token's, else the one
+    /// discovered after signing in. It must be `https://` (plain `http://`
+    /// only on this machine); the login refuses anything else with
+    /// [`Error::InvalidApiBaseUrl`](crate::Error::InvalidApiBaseUrl). An
+    /// empty string means unset.
     pub fn api_base_url(mut self, url: impl Into<String>) -> Self {
-        self.api_base_url = Some(url.into().trim().trim_end_matches('/').to_string());
+        self.api_base_url = Some(url.into());
         self
     }
 
@@ -205,14 +210,22 @@ impl OAuthBuilder {
         self
     }
 
-    fn config(self) -> Result<OAuthConfig> {
-        let prompt = self.prompt.unwrap_or_else(default_prompt);
+    fn config(&self) -> Result<OAuthConfig> {
+        let prompt = self.prompt.clone().unwrap_or_else(default_prompt);
+        let api_base_url = match self
+            .api_base_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
+            Some(url) => Some(ApiBaseUrl::parse(url, Origin::Builder)?),
+            None => api_base_url_var()?,
+        };
         Ok(OAuthConfig {
             common: Common::new(
                 Mode::OAuth,
-                self.endpoints,
+                self.endpoints.clone(),
                 self.use_cache,
-                self.cache_filepath,
+                self.cache_filepath.clone(),
                 self.timeout,
                 prompt,
             )?,
@@ -221,8 +234,8 @@ impl OAuthBuilder {
                 .device_flow
                 .or_else(|| flag(var(DEVICE_FLOW_VAR).as_deref()))
                 .unwrap_or(false),
-            org: self.org.filter(|o| !o.trim().is_empty()),
-            api_base_url: self.api_base_url.filter(|u| !u.is_empty()),
+            org: self.org.clone().filter(|o| !o.trim().is_empty()),
+            api_base_url,
             login_timeout: self.login_timeout,
             force_login: self.force_login,
         })
@@ -232,6 +245,8 @@ impl OAuthBuilder {
     /// the cached token when it is good and fits what is asked (the same
     /// API base URL and organization when given), else interactively.
     /// Blocks until done; works inside a multi-thread tokio runtime too.
+    /// [`existing_session`](Self::existing_session) tells beforehand
+    /// whether this would sign in.
     ///
     /// # Errors
     /// [`Error::NoInput`](crate::Error::NoInput),
@@ -240,7 +255,8 @@ impl OAuthBuilder {
     /// [`Error::Authorization`](crate::Error::Authorization),
     /// [`Error::LoginTimeout`](crate::Error::LoginTimeout), the token
     /// endpoint's errors, [`Error::InvalidSetting`](crate::Error::InvalidSetting)
-    /// for a bad environment variable.
+    /// for a bad environment variable,
+    /// [`Error::InvalidApiBaseUrl`](crate::Error::InvalidApiBaseUrl).
     pub fn login(self) -> Result<CartoAuth> {
         block_on(
             Call {
@@ -254,13 +270,8 @@ impl OAuthBuilder {
     /// [`login`](Self::login) for async programs.
     pub async fn login_async(self) -> Result<CartoAuth> {
         let config = Arc::new(self.config()?);
-        if !config.force_login {
-            if let Some(token) = var(API_TOKEN_VAR) {
-                return environment_session(&config, AccessToken::new(token)).await;
-            }
-            if let Some(auth) = cached_session(&config).await {
-                return Ok(auth);
-            }
+        if let Some(auth) = existing_session(&config).await? {
+            return Ok(auth);
         }
         let login = Login::start(config.clone()).await?;
         let token = login.run().await?;
@@ -291,60 +302,52 @@ impl OAuthBuilder {
     pub async fn begin_async(self) -> Result<PendingLogin> {
         PendingLogin::start(Arc::new(self.config()?)).await
     }
-}
 
-/// A session for `CARTO_API_TOKEN`, with the builder's API base URL, else
-/// `CARTO_API_BASE_URL`, else discovery.
-async fn environment_session(config: &Arc<OAuthConfig>, token: AccessToken) -> Result<CartoAuth> {
-    let from_env = var(API_BASE_URL_VAR)
-        .map(|url| {
-            check_http_url(API_BASE_URL_VAR, &url).map(|()| url.trim_end_matches('/').to_string())
-        })
-        .transpose()?;
-    let (url, why) = match config.api_base_url.clone().or(from_env) {
-        Some(url) => (Some(url), None),
-        None => discover(&config.common, &token).await,
-    };
-    let auth = CartoAuth::given(config.common.clone(), token, url, why, true);
-    // Logged, not said: it runs unattended by design, and the session card
-    // and `carto-auth status` show where the token came from.
-    log::info!(
-        "using the access token in {API_TOKEN_VAR}: {}",
-        auth.summary()
-    );
-    Ok(auth)
-}
+    /// The session [`login`](Self::login) would give without signing in
+    /// (from `CARTO_API_TOKEN`, or a cached token that is good and fits
+    /// every option: organization, API base URL, `CARTO_API_BASE_URL`,
+    /// [`use_cache`](Self::use_cache), [`force_login`](Self::force_login)),
+    /// or `None` when it would sign in. The same code decides for both, so
+    /// the answer is the login's own. [`CartoAuth::token_source`] says which
+    /// of the two it was.
+    ///
+    /// For programs that must not start a sign-in nobody can answer (a
+    /// script without a terminal, a scheduled job):
+    /// ```no_run
+    /// use carto_auth::CartoAuth;
+    /// let builder = CartoAuth::oauth().org("acme");
+    /// let auth = match builder.existing_session()? {
+    ///     Some(auth) => auth,
+    ///     None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => builder.login()?,
+    ///     None => {
+    ///         eprintln!("not logged in to acme: run `carto-auth login --org acme` first");
+    ///         std::process::exit(1);
+    ///     }
+    /// };
+    /// # Ok::<(), carto_auth::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`](crate::Error::InvalidSetting) for a bad
+    /// endpoint variable,
+    /// [`Error::InvalidApiBaseUrl`](crate::Error::InvalidApiBaseUrl) for a
+    /// bad API base URL.
+    pub fn existing_session(&self) -> Result<Option<CartoAuth>> {
+        let config = Arc::new(self.config()?);
+        block_on(
+            Call {
+                name: "OAuthBuilder::existing_session",
+                twin: "existing_session_async",
+            },
+            async move { existing_session(&config).await },
+        )?
+    }
 
-/// The cached session, when it is good and fits what the login asks.
-async fn cached_session(config: &Arc<OAuthConfig>) -> Option<CartoAuth> {
-    let common = &config.common;
-    let cache = common.cache.as_ref()?;
-    let entry = {
-        let _lock = common.lock().await;
-        common.load().await
-    }?;
-    if !entry.is_fresh_at(now_unix()) {
-        log::info!("the cached OAuth token has expired");
-        return None;
+    /// [`existing_session`](Self::existing_session) for async programs.
+    pub async fn existing_session_async(&self) -> Result<Option<CartoAuth>> {
+        let config = Arc::new(self.config()?);
+        existing_session(&config).await
     }
-    if let Err(why) = entry.check_login(config.api_base_url.as_deref(), config.org.as_deref()) {
-        common
-            .prompt
-            .notice(&format!("Not using the cached CARTO token: {why}."));
-        return None;
-    }
-    log::info!(
-        "using the cached OAuth token from {}",
-        cache.path().display()
-    );
-    let api_base_url = entry.api_base_url.clone().or(config.api_base_url.clone());
-    Some(CartoAuth::new(
-        Kind::OAuth(config.clone()),
-        api_base_url,
-        None,
-        entry.token,
-        TokenSource::Cache(cache.path().to_path_buf()),
-    ))
 }
 
 /// Builds an M2M login. Made by [`CartoAuth::m2m`].
@@ -394,9 +397,15 @@ impl M2mBuilder {
     /// when it belongs to these credentials (the token's `azp`, or the
     /// client this crate recorded) and is good, else a new one.
     ///
+    /// The API base URL is `CARTO_API_BASE_URL` when it is set, else the
+    /// file's `api_base_url`; either must be `https://` (plain `http://`
+    /// only on this machine).
+    ///
     /// # Errors
-    /// The credentials-file errors (naming the file and key) and the token
-    /// endpoint's.
+    /// The credentials-file errors (naming the file and key, an
+    /// `api_base_url` that is not `https://` among them),
+    /// [`Error::InvalidApiBaseUrl`](crate::Error::InvalidApiBaseUrl) for a
+    /// bad `CARTO_API_BASE_URL`, and the token endpoint's.
     pub fn login(self) -> Result<CartoAuth> {
         block_on(
             Call {
@@ -409,7 +418,12 @@ impl M2mBuilder {
 
     /// [`login`](Self::login) for async programs.
     pub async fn login_async(self) -> Result<CartoAuth> {
-        let credentials = Credentials::from_file(&self.credentials)?;
+        let mut credentials = Credentials::from_file(&self.credentials)?;
+        // The variable wins over the file, as for every session kind: the
+        // one place to move a whole environment to another API.
+        if let Some(url) = api_base_url_var()? {
+            credentials.api_base_url = url;
+        }
         let common = Common::new(
             Mode::M2m,
             self.endpoints,

@@ -3,8 +3,8 @@
 
 use crate::clock::{describe_expiry, is_expired_at};
 use crate::html::{BUTTON, CARD, CELL, MUTED, TITLE, code, escape, safe_href};
+use crate::instructions::{Flow, LoginInstructions, instructions_text};
 use crate::mode::Mode;
-use crate::prompt::{Flow, LoginInstructions, instructions_text};
 
 /// The text alternative of the QR code, for screen readers.
 const QR_LABEL: &str = "QR code of the sign-in address, to open it on a phone";

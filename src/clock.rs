@@ -218,18 +218,47 @@ mod tests {
         assert_eq!(describe_expiry(0, 100), "expired");
     }
 
+    /// Zones east and west of UTC, and UTC, as POSIX TZ strings (no zone
+    /// database needed).
+    const ZONES: [&str; 4] = ["<+0530>-5:30", "<-08>8", "<+14>-14", "UTC0"];
+
     #[test]
     fn now_is_the_real_epoch() {
-        // Within a day of what the file system says: a clock that returned
-        // a local-time number would be off by hours in most zones.
-        let file_now = std::fs::metadata(std::env::temp_dir())
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_secs() as i64);
-        assert!(now_unix() > 1_704_067_200);
-        if let Some(file_now) = file_now {
-            assert!(now_unix() >= file_now - 1);
+        // A clock that returned a local-time number would be off by the
+        // zone's offset: this test runs itself again in a child under each
+        // zone, and the child compares the clock with the time the kernel
+        // stamps on a file it makes.
+        let test = "clock::tests::now_is_the_real_epoch";
+        if let Ok(zone) = std::env::var("CARTO_AUTH_TEST_ZONE") {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            let stamped = file
+                .as_file()
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let now = now_unix();
+            assert!(
+                (now - stamped).abs() <= 60,
+                "TZ={zone}: now_unix() = {now}, the kernel's clock = {stamped}"
+            );
+            return;
+        }
+        for zone in ZONES {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([test, "--exact", "--test-threads=1"])
+                .env("TZ", zone)
+                .env("CARTO_AUTH_TEST_ZONE", zone)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains("1 passed"),
+                "TZ={zone}: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }

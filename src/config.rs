@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api_base_url::ApiBaseUrl;
 use crate::cache::{CacheEntry, CacheLock, TokenCache, Warning};
 use crate::endpoints::Endpoints;
 use crate::error::Result;
@@ -67,9 +68,9 @@ impl Common {
     }
 
     /// How long to wait for another process's refresh: its request may take
-    /// the whole timeout.
+    /// the whole timeout. Saturating: `.timeout(Duration::MAX)` waits for ever.
     pub(crate) fn lock_wait(&self) -> Duration {
-        self.timeout + Duration::from_secs(5)
+        self.timeout.saturating_add(Duration::from_secs(5))
     }
 
     /// The cache lock, when there is a cache.
@@ -106,7 +107,9 @@ pub(crate) struct OAuthConfig {
     pub(crate) open_browser: Option<bool>,
     pub(crate) device_flow: bool,
     pub(crate) org: Option<String>,
-    pub(crate) api_base_url: Option<String>,
+    /// `.api_base_url(..)`, else `CARTO_API_BASE_URL`: when set, discovery
+    /// is skipped and a cached token must be for it.
+    pub(crate) api_base_url: Option<ApiBaseUrl>,
     pub(crate) login_timeout: Duration,
     /// Ask the authorization server for its sign-in form even when the
     /// browser is signed in (`prompt=login`).
@@ -115,7 +118,7 @@ pub(crate) struct OAuthConfig {
 
 impl OAuthConfig {
     /// Caches a person's token, with the organization it was signed in for.
-    pub(crate) async fn save_token(&self, api_base_url: Option<String>, token: &Token) {
+    pub(crate) async fn save_token(&self, api_base_url: Option<ApiBaseUrl>, token: &Token) {
         let entry = CacheEntry {
             org: self.org.clone(),
             ..CacheEntry::new(api_base_url, token.clone())

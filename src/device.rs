@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::clock::json_seconds;
 use crate::endpoints::Endpoints;
 use crate::error::{Error, Grant, Result, Service};
 use crate::http::{Http, describe_json, status_error};
@@ -111,23 +112,35 @@ pub(crate) fn parse_authorization(answer: &Value) -> Option<DeviceAuthorization>
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    let seconds = |key: &str| {
-        answer
-            .get(key)
-            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
-            .map(Duration::from_secs)
-    };
+    let seconds = |key: &str| answer.get(key).and_then(positive_seconds);
     let is_web = |u: &String| u.starts_with("https://") || u.starts_with("http://");
     Some(DeviceAuthorization {
         device_code: DeviceCode::new(text("device_code")?),
         user_code: text("user_code")?,
         verification_uri: text("verification_uri").filter(is_web)?,
         verification_uri_complete: text("verification_uri_complete").filter(is_web),
-        expires_in: seconds("expires_in").filter(|d| !d.is_zero())?,
-        interval: seconds("interval")
-            .filter(|d| !d.is_zero())
-            .unwrap_or(DEFAULT_INTERVAL),
+        expires_in: seconds("expires_in")?,
+        interval: seconds("interval").unwrap_or(DEFAULT_INTERVAL),
     })
+}
+
+/// A count of seconds from the server, as a number or a string: any size
+/// (what does not fit saturates, to be capped by the login timeout), `None`
+/// when it is not a number or not positive.
+fn positive_seconds(value: &Value) -> Option<Duration> {
+    let seconds = match value {
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(|f| f as i64),
+        other => json_seconds(other),
+    }?;
+    u64::try_from(seconds)
+        .ok()
+        .filter(|&s| s > 0)
+        .map(Duration::from_secs)
 }
 
 /// One polling answer, judged by its `error` (Auth0 answers 403, or 429
@@ -200,29 +213,57 @@ pub(crate) async fn poll_once(
     }
 }
 
+/// When a device login stops waiting, counted from the start of the
+/// polling: the code's own lifetime and the login timeout. Whichever comes
+/// first ends the login, with its own error.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadlines {
+    pub(crate) code_expires_in: Duration,
+    pub(crate) login_timeout: Duration,
+}
+
+impl Deadlines {
+    /// The first deadline, and the error for a login it ends after `waited`.
+    fn first(self) -> (Duration, fn(Duration) -> Error) {
+        if self.code_expires_in <= self.login_timeout {
+            (self.code_expires_in, |waited| Error::DeviceCodeExpired {
+                waited,
+            })
+        } else {
+            (self.login_timeout, |waited| Error::DeviceLoginTimeout {
+                waited,
+            })
+        }
+    }
+}
+
 /// Polls every `interval` (plus 5 s after each `slow_down`) until a token,
-/// a final answer, or `deadline` (the code's lifetime or the login timeout,
-/// whichever is sooner).
+/// a final answer, or the first of the `deadlines`. It never sleeps past
+/// that deadline: a poll that would come after it is not made, and the
+/// login ends at the deadline.
 pub(crate) async fn poll_until<F, Fut>(
     mut interval: Duration,
-    deadline: Duration,
+    deadlines: Deadlines,
     mut poll: F,
 ) -> Result<Token>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Poll>,
 {
+    let (deadline, ended) = deadlines.first();
     let start = tokio::time::Instant::now();
     let mut last_transient = None;
     loop {
-        tokio::time::sleep(interval).await;
-        if start.elapsed() > deadline {
-            return Err(last_transient.unwrap_or(Error::DeviceCodeExpired { waited: deadline }));
+        let left = deadline.saturating_sub(start.elapsed());
+        if interval > left {
+            tokio::time::sleep(left).await;
+            return Err(last_transient.unwrap_or_else(|| ended(start.elapsed())));
         }
+        tokio::time::sleep(interval).await;
         match poll().await {
             Poll::Token(token) => return Ok(token),
             Poll::Pending => last_transient = None,
-            Poll::SlowDown => interval += SLOW_DOWN_STEP,
+            Poll::SlowDown => interval = interval.saturating_add(SLOW_DOWN_STEP),
             Poll::Transient(e) => {
                 log::debug!("device sign-in: polling failed, trying again: {e}");
                 last_transient = Some(e);
@@ -280,6 +321,31 @@ mod tests {
             (b.link(), b.interval),
             ("https://x/activate", Duration::from_secs(2))
         );
+        // Seconds as the server may write them: strings, floats, numbers
+        // beyond any clock, and nonsense.
+        let timed = |expires_in: Value, interval: Value| {
+            parse_authorization(&json!({
+                "device_code": "d", "user_code": "U", "verification_uri": "https://x",
+                "expires_in": expires_in, "interval": interval
+            }))
+            .map(|a| (a.expires_in.as_secs(), a.interval.as_secs()))
+        };
+        assert_eq!(timed(json!("900"), json!("7")), Some((900, 7)));
+        assert_eq!(timed(json!(900.9), json!(2.5)), Some((900, 2)));
+        assert_eq!(
+            timed(json!(u64::MAX), json!(u64::MAX)),
+            Some((i64::MAX as u64, i64::MAX as u64))
+        );
+        assert_eq!(
+            timed(json!(1e300), json!("1e300")),
+            Some((i64::MAX as u64, i64::MAX as u64))
+        );
+        assert_eq!(timed(json!(60), json!(-3)), Some((60, 5)));
+        assert_eq!(timed(json!(60), json!("soon")), Some((60, 5)));
+        assert_eq!(timed(json!(60), json!(0)), Some((60, 5)));
+        for refused in [json!(-1), json!(0), json!("NaN"), json!(null), json!([1])] {
+            assert_eq!(timed(refused.clone(), json!(5)), None, "{refused}");
+        }
         for missing in ["device_code", "user_code", "verification_uri", "expires_in"] {
             let mut v = json!({"device_code": "d", "user_code": "U", "verification_uri": "https://x", "expires_in": 60});
             v.as_object_mut().unwrap().remove(missing);
@@ -347,7 +413,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn polling_waits_the_interval_and_slows_down_when_told() {
         let (times, poll) = script(vec![Poll::Pending, Poll::SlowDown, Poll::Pending, token()]);
-        let got = poll_until(Duration::from_secs(5), Duration::from_secs(900), poll).await;
+        let got = poll_until(Duration::from_secs(5), within(900), poll).await;
         assert_eq!(got.unwrap().access_token.secret(), "tok");
         let secs: Vec<u64> = times
             .lock()
@@ -362,22 +428,85 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn final_answers_end_the_polling_with_their_error() {
         let (_, poll) = script(vec![Poll::Pending, Poll::Expired]);
-        let e = poll_until(Duration::from_secs(1), Duration::from_secs(60), poll).await;
+        let e = poll_until(Duration::from_secs(1), within(60), poll).await;
         assert!(matches!(e, Err(Error::DeviceCodeExpired { .. })), "{e:?}");
         let (_, poll) = script(vec![Poll::Denied(None)]);
-        let e = poll_until(Duration::from_secs(1), Duration::from_secs(60), poll).await;
+        let e = poll_until(Duration::from_secs(1), within(60), poll).await;
         assert!(
             matches!(e, Err(Error::Authorization { ref error, .. }) if error == "access_denied"),
             "{e:?}"
         );
     }
 
+    /// A code valid for `code` seconds and a login timeout of 5 minutes.
+    fn within(code: u64) -> Deadlines {
+        Deadlines {
+            code_expires_in: Duration::from_secs(code),
+            login_timeout: Duration::from_secs(300),
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_deadline_ends_a_login_nobody_approves() {
         let (times, poll) = script(vec![]);
-        let e = poll_until(Duration::from_secs(5), Duration::from_secs(20), poll).await;
+        let start = tokio::time::Instant::now();
+        let e = poll_until(Duration::from_secs(5), within(20), poll).await;
         assert!(matches!(e, Err(Error::DeviceCodeExpired { .. })), "{e:?}");
         assert_eq!(times.lock().unwrap().len(), 4);
+        assert_eq!(start.elapsed(), Duration::from_secs(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_interval_never_sleeps_past_the_login_timeout() {
+        let (times, poll) = script(vec![]);
+        let start = tokio::time::Instant::now();
+        let deadlines = Deadlines {
+            code_expires_in: Duration::from_secs(900),
+            login_timeout: Duration::from_secs(1),
+        };
+        let e = poll_until(Duration::from_secs(30), deadlines, poll).await;
+        // A login timeout is a timeout, not an expired code.
+        assert!(
+            matches!(e, Err(Error::DeviceLoginTimeout { waited }) if waited == Duration::from_secs(1)),
+            "{e:?}"
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        assert!(
+            times.lock().unwrap().is_empty(),
+            "no poll before the interval"
+        );
+
+        // The code's expiry first: that is what ended it.
+        let (_, poll) = script(vec![]);
+        let start = tokio::time::Instant::now();
+        let deadlines = Deadlines {
+            code_expires_in: Duration::from_secs(2),
+            login_timeout: Duration::from_secs(60),
+        };
+        let e = poll_until(Duration::from_secs(30), deadlines, poll).await;
+        assert!(matches!(e, Err(Error::DeviceCodeExpired { .. })), "{e:?}");
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn absurd_intervals_and_deadlines_neither_overflow_nor_hang() {
+        let max = Duration::from_secs(u64::MAX);
+        let (_, poll) = script(vec![]);
+        let deadlines = Deadlines {
+            code_expires_in: max,
+            login_timeout: Duration::from_secs(3),
+        };
+        let e = poll_until(max, deadlines, poll).await;
+        assert!(matches!(e, Err(Error::DeviceLoginTimeout { .. })), "{e:?}");
+        // slow_down on a huge interval saturates instead of overflowing.
+        let (times, poll) = script(vec![Poll::SlowDown]);
+        let forever = Deadlines {
+            code_expires_in: max,
+            login_timeout: max,
+        };
+        let e = poll_until(max - Duration::from_secs(1), forever, poll).await;
+        assert!(matches!(e, Err(Error::DeviceCodeExpired { .. })), "{e:?}");
+        assert_eq!(times.lock().unwrap().len(), 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -387,16 +516,17 @@ mod tests {
                 service: Service::Token(Grant::DeviceCode),
                 url: "u".into(),
                 message: "connection refused".into(),
+                source: None,
             })
         };
         let (_, poll) = script(vec![blip(), Poll::Pending, token()]);
         assert!(
-            poll_until(Duration::from_secs(1), Duration::from_secs(60), poll)
+            poll_until(Duration::from_secs(1), within(60), poll)
                 .await
                 .is_ok()
         );
         let (_, poll) = script((0..100).map(|_| blip()).collect());
-        let e = poll_until(Duration::from_secs(1), Duration::from_secs(5), poll).await;
+        let e = poll_until(Duration::from_secs(1), within(5), poll).await;
         assert!(matches!(e, Err(Error::Network { .. })), "{e:?}");
     }
 }

@@ -1,21 +1,19 @@
-//! Notebook display: evcxr's content protocol and the `evcxr_display`
-//! methods of the values a user ends a cell with. Feature `notebook`.
+//! Notebook display: the `evcxr_display` methods of the values a user ends
+//! a cell with. Feature `notebook`.
 //!
 //! Rendering is pure (`cards.rs`, `table.rs` return `String`s that tests
-//! check); only [`emit`] writes.
+//! check); only [`emit`] writes, through `evcxr_output.rs`, which keeps
+//! whatever the data holds inside its block.
 
 use std::io::Write;
 
 use crate::auth::CartoAuth;
 use crate::cards::{SessionView, login_card, login_text, status_card};
 use crate::clock::now_unix;
+use crate::evcxr_output::{Content, write_block};
 use crate::login::PendingLogin;
+use crate::instructions::LoginInstructions;
 use crate::query::QueryResult;
-
-/// First line of an evcxr rich-output block, followed by the MIME type.
-const BEGIN_CONTENT: &str = "EVCXR_BEGIN_CONTENT";
-/// Last line of an evcxr rich-output block.
-const END_CONTENT: &str = "EVCXR_END_CONTENT";
 
 /// Writes a value's display in evcxr's content protocol: `text/plain`
 /// first, then the HTML. The kernel keeps one entry per MIME type and sends
@@ -26,18 +24,10 @@ const END_CONTENT: &str = "EVCXR_END_CONTENT";
 /// would panic on them, which is why this does not use `evcxr_runtime`).
 pub(crate) fn emit(out: &mut impl Write, plain: &str, html: impl FnOnce() -> String) {
     let html = std::panic::catch_unwind(std::panic::AssertUnwindSafe(html)).ok();
-    let _ = out.write_all(content_block("text/plain", plain).as_bytes());
+    write_block(out, Content::Text, plain);
     if let Some(html) = html {
-        let _ = out.write_all(content_block("text/html", &html).as_bytes());
+        write_block(out, Content::Html, &html);
     }
-    let _ = out.flush();
-}
-
-/// One block of evcxr's content protocol. The kernel reads the content up
-/// to a line that is exactly the end marker; nothing rendered here is ever a
-/// line of its own with that text.
-fn content_block(mime: &str, content: &str) -> String {
-    format!("{BEGIN_CONTENT} {mime}\n{content}\n{END_CONTENT}\n")
 }
 
 impl PendingLogin {
@@ -60,13 +50,19 @@ impl PendingLogin {
     /// for a cell's last expression), with a plain-text alternative. Never
     /// panics. Feature `notebook`.
     pub fn evcxr_display(&self) {
-        let instructions = self.instructions();
-        emit(
+        write_login(
             &mut std::io::stdout().lock(),
-            &login_text(&instructions),
-            || login_card(&instructions, now_unix()),
+            &self.instructions(),
+            now_unix(),
         );
     }
+}
+
+/// What [`PendingLogin::evcxr_display`] writes.
+fn write_login(out: &mut impl Write, instructions: &LoginInstructions, now: i64) {
+    emit(out, &login_text(instructions), || {
+        login_card(instructions, now)
+    });
 }
 
 impl CartoAuth {
@@ -94,10 +90,12 @@ impl CartoAuth {
     /// [`Display`](std::fmt::Display) text as the plain-text alternative.
     /// Never panics. Feature `notebook`.
     pub fn evcxr_display(&self) {
+        self.write_display(&mut std::io::stdout().lock());
+    }
+
+    fn write_display(&self, out: &mut impl Write) {
         let view = self.view();
-        emit(&mut std::io::stdout().lock(), &self.to_string(), || {
-            status_card(&view)
-        });
+        emit(out, &self.to_string(), || status_card(&view));
     }
 }
 
@@ -113,13 +111,18 @@ impl QueryResult {
     /// Shows the table as the value of an evcxr cell, with a plain-text
     /// alternative. Never panics. Feature `notebook`.
     pub fn evcxr_display(&self) {
-        emit(
-            &mut std::io::stdout().lock(),
-            &crate::table::text(self),
-            || crate::table::table(self),
-        );
+        self.write_display(&mut std::io::stdout().lock());
+    }
+
+    fn write_display(&self, out: &mut impl Write) {
+        emit(out, &crate::table::text(self), || crate::table::table(self));
     }
 }
+
+/// Everything a display writes, read the way evcxr reads it, over
+/// arbitrary strings in every field.
+#[cfg(test)]
+mod protocol_tests;
 
 #[cfg(test)]
 mod tests {

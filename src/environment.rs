@@ -2,6 +2,9 @@
 //! machine without a browser the callback could reach, a token handed over
 //! by CI.
 
+use crate::api_base_url::{ApiBaseUrl, Origin};
+use crate::error::Result;
+
 /// The API Access Token that overrides any stored login, as in CARTO's
 /// own CLI.
 pub(crate) const API_TOKEN_VAR: &str = "CARTO_API_TOKEN";
@@ -23,6 +26,19 @@ pub(crate) fn var(name: &str) -> Option<String> {
         .ok()
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
+}
+
+/// `CARTO_API_BASE_URL`, checked, when it is set. Every kind of session
+/// takes it before the credentials file, the cache and discovery (only a
+/// builder's own `.api_base_url(..)` comes first).
+///
+/// # Errors
+/// [`Error::InvalidApiBaseUrl`](crate::Error::InvalidApiBaseUrl) naming the
+/// variable.
+pub(crate) fn api_base_url_var() -> Result<Option<ApiBaseUrl>> {
+    var(API_BASE_URL_VAR)
+        .map(|url| ApiBaseUrl::parse(&url, Origin::Variable(API_BASE_URL_VAR)))
+        .transpose()
 }
 
 /// `1/true/yes/on` or `0/false/no/off`; `None` for anything else.

@@ -9,12 +9,27 @@ pub use crate::service::{Grant, Service};
 ///
 /// Messages never contain a token, a client secret, a code verifier, a
 /// device code or an authorization code.
+///
+/// A failure of the network or of a file keeps its cause for
+/// [`source()`](std::error::Error::source): the HTTP client's error
+/// (without its URL, which can carry a code or a state) or the operating
+/// system's [`std::io::Error`].
+///
+/// ```
+/// use std::error::Error as _;
+///
+/// let err = carto_auth::CartoAuth::m2m("/nonexistent/carto_credentials.json")
+///     .login()
+///     .unwrap_err();
+/// let io = err.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+/// assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The request did not get an answer (DNS, refused, TLS, timeout).
     #[error(
-        "could not reach the CARTO {service} at {url}: {message}. \
+        "could not reach the {service} at {url}: {message}. \
          Check the network connection and proxy settings (HTTPS_PROXY), then try again"
     )]
     Network {
@@ -22,13 +37,18 @@ pub enum Error {
         service: Service,
         /// The URL, without its query.
         url: String,
-        /// What failed, from the HTTP client.
+        /// What failed, in words: the HTTP client's error and its causes on
+        /// one line, or the time waited.
         message: String,
+        /// The HTTP client's error, without its URL (`None` when a deadline
+        /// of this crate ran out).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
     /// The service answered with an HTTP error status.
     #[error(
-        "the CARTO {service} at {url} answered HTTP {status}{}: {}",
+        "the {service} at {url} answered HTTP {status}{}: {}",
         server_words(.error, .error_description),
         service.hint()
     )]
@@ -47,7 +67,7 @@ pub enum Error {
 
     /// The service answered 2xx with something the protocol does not allow.
     #[error(
-        "the CARTO {service} at {url} answered with {got}, not {expected}: {}",
+        "the {service} at {url} answered with {got}, not {expected}: {}",
         service.hint()
     )]
     InvalidResponse {
@@ -129,14 +149,25 @@ pub enum Error {
         waited: Duration,
     },
 
-    /// The device-flow code expired (or the login timeout passed) before
-    /// anyone approved it.
+    /// The device-flow code expired before anyone approved it.
     #[error(
         "the sign-in code was not approved within {} s and has expired. Start the login \
          again and approve the new code",
         .waited.as_secs()
     )]
     DeviceCodeExpired {
+        /// How long it waited.
+        waited: Duration,
+    },
+
+    /// Nobody approved the device-flow code within the login timeout (the
+    /// code itself was still valid).
+    #[error(
+        "the sign-in code was not approved within the login timeout ({} s). Start the login \
+         again and approve the new code, or allow more time with .login_timeout()",
+        .waited.as_secs()
+    )]
+    DeviceLoginTimeout {
         /// How long it waited.
         waited: Duration,
     },
@@ -151,7 +182,9 @@ pub enum Error {
     /// A renewal sign-in was made as another account than the session's:
     /// its token is not handed out as this session's.
     #[error(
-        "the new sign-in is another account's ({got}), not this session's ({expected}), so          its token is not used here. Sign in again as {expected}, or start a session for the          other account with CartoAuth::from_oauth()"
+        "the new sign-in is another account's ({got}), not this session's ({expected}), so \
+         its token is not used here. Sign in again as {expected}, or start a session for the \
+         other account with CartoAuth::from_oauth()"
     )]
     AccountChanged {
         /// The session's subject (`sub` claim).
@@ -252,6 +285,22 @@ pub enum Error {
         why: Option<String>,
     },
 
+    /// An API base URL is not one a token may be sent to: not a URL, no
+    /// `https://` in front, or plain `http://` to another machine.
+    #[error(
+        "the API base URL {origin} is not usable ({value:?}): {problem}. Write it as {instead}"
+    )]
+    InvalidApiBaseUrl {
+        /// Where it came from: the file and key, the variable, the option.
+        origin: String,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        problem: &'static str,
+        /// How to write it.
+        instead: String,
+    },
+
     /// CARTO's SQL API refused a query.
     #[error(
         "the CARTO SQL API refused the query on connection {connection:?} (HTTP {status}){}: {}",
@@ -319,8 +368,11 @@ pub enum Error {
     Cache {
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// Why, in words.
         reason: String,
+        /// The operating system's error, when that is why.
+        #[source]
+        source: Option<std::io::Error>,
     },
 
     /// Query results could not be turned into the requested type.
@@ -343,8 +395,11 @@ pub enum Error {
     Setup {
         /// What could not be started.
         what: &'static str,
-        /// Why.
+        /// Why, in words.
         message: String,
+        /// The error that said so, when there was one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 }
 
@@ -492,6 +547,190 @@ mod tests {
             e(403)
         );
         assert!(e(400).contains("Table not found"), "{}", e(400));
+    }
+
+    /// Every variant, every service and every optional part: the messages
+    /// a user can meet.
+    fn every_error() -> Vec<Error> {
+        let services = [
+            Service::Token(Grant::AuthorizationCode),
+            Service::Token(Grant::ClientCredentials),
+            Service::Token(Grant::DeviceCode),
+            Service::DeviceAuthorization,
+            Service::Accounts,
+            Service::TenantConfig,
+            Service::CartoDw,
+            Service::SqlApi,
+            Service::BigQuery,
+        ];
+        let url = || "https://example.carto.com/path".to_string();
+        let errors = [None, Some("access_denied".to_string())];
+        let descriptions = [None, Some("User cancelled".to_string())];
+        let mut all = Vec::new();
+        for service in services {
+            all.push(Error::Network {
+                service,
+                url: url(),
+                message: "error sending request: connection refused".into(),
+                source: None,
+            });
+            for error in &errors {
+                for error_description in &descriptions {
+                    all.push(Error::Status {
+                        service,
+                        url: url(),
+                        status: 401,
+                        error: error.clone(),
+                        error_description: error_description.clone(),
+                    });
+                }
+            }
+            all.push(Error::InvalidResponse {
+                service,
+                url: url(),
+                expected: "JSON",
+                got: "HTTP 200 and HTML (5 bytes)".into(),
+            });
+        }
+        for description in [None, Some("User cancelled".to_string())] {
+            all.push(Error::Authorization {
+                error: "access_denied".into(),
+                description,
+            });
+        }
+        all.push(Error::IssuerMismatch {
+            expected: "https://auth.carto.com/".into(),
+            got: "https://evil.example/".into(),
+        });
+        all.push(Error::NoAnswer {
+            hint: "Paste the address",
+        });
+        for reason in [None, Some("the token expired".to_string())] {
+            all.push(Error::NoInput {
+                reason,
+                hint: "Use the two-step login",
+            });
+        }
+        all.push(Error::NoCode { what: "no code=" });
+        all.push(Error::LoginTimeout {
+            redirect_uri: "http://localhost:10000/callback/".into(),
+            waited: Duration::from_secs(120),
+        });
+        all.push(Error::DeviceCodeExpired {
+            waited: Duration::from_secs(600),
+        });
+        for state in ["completed", "cancelled", "timed out"] {
+            all.push(Error::LoginFinished { state });
+        }
+        all.push(Error::AccountChanged {
+            expected: "auth0|ana".into(),
+            got: "auth0|ben".into(),
+        });
+        for expired_secs_ago in [0, 30, 600, 10_000] {
+            all.push(Error::TokenExpired {
+                source_name: "in CARTO_API_TOKEN".into(),
+                expired_secs_ago,
+                remedy: "Get a new token",
+            });
+        }
+        all.push(Error::BlockingInAsync {
+            call: "login",
+            twin: "login_async",
+        });
+        let path = || PathBuf::from("/tmp/creds.json");
+        all.push(Error::CredentialsRead {
+            path: path(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+        all.push(Error::CredentialsFormat {
+            path: path(),
+            message: "expected value at line 1 column 1".into(),
+        });
+        all.push(Error::CredentialsMissingKey {
+            path: path(),
+            key: "client_id",
+        });
+        all.push(Error::CredentialsEmptyValue {
+            path: path(),
+            key: "client_id",
+        });
+        for why in [None, Some("the accounts service failed".to_string())] {
+            all.push(Error::NoApiBaseUrl { why });
+        }
+        for status in [400, 401, 403, 404, 500] {
+            for message in [None, Some("Table not found".to_string())] {
+                all.push(Error::Sql {
+                    connection: "carto_dw".into(),
+                    status,
+                    message: message.clone(),
+                });
+                all.push(Error::BigQuery {
+                    status,
+                    reason: message.as_ref().map(|_| "notFound".to_string()),
+                    message,
+                });
+            }
+        }
+        all.push(Error::InvalidSetting {
+            what: "CARTO_API_BASE_URL".into(),
+            value: "ftp://x".into(),
+            reason: "an https URL was expected",
+        });
+        all.push(Error::Cache {
+            path: "/tmp/token.json".into(),
+            reason: "not JSON".into(),
+            source: None,
+        });
+        all.push(Error::Deserialize {
+            message: "missing field `id`".into(),
+        });
+        all.push(Error::Input(std::io::Error::from(
+            std::io::ErrorKind::UnexpectedEof,
+        )));
+        all.push(Error::Setup {
+            what: "the HTTP client",
+            message: "no TLS roots".into(),
+            source: None,
+        });
+        all
+    }
+
+    /// Where a message says a word twice in a row ("the CARTO CARTO Data
+    /// Warehouse") or has a run of spaces (a line continuation lost).
+    fn misprint(message: &str) -> Option<String> {
+        if let Some(at) = message.find("  ") {
+            return Some(format!("a run of spaces at {at}"));
+        }
+        let words: Vec<String> = message
+            .split_whitespace()
+            .map(|w| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_lowercase()
+            })
+            .collect();
+        words
+            .windows(2)
+            .find(|pair| !pair[0].is_empty() && pair[0] == pair[1])
+            .map(|pair| format!("{:?} twice", pair[0]))
+    }
+
+    #[test]
+    fn the_misprint_check_finds_what_it_looks_for() {
+        assert!(misprint("the CARTO CARTO Data Warehouse").is_some());
+        assert!(misprint("so  its token").is_some());
+        assert!(misprint("the CARTO Data Warehouse (HTTP 401): log in").is_none());
+    }
+
+    #[test]
+    fn no_message_repeats_a_word_or_has_a_run_of_spaces() {
+        let all = every_error();
+        assert!(all.len() > 60, "{}", all.len());
+        for error in all {
+            let message = error.to_string();
+            if let Some(what) = misprint(&message) {
+                panic!("{what} in: {message}");
+            }
+        }
     }
 
     #[test]

@@ -10,12 +10,13 @@ use std::time::Duration;
 use crate::callback::{CallbackConfig, CallbackResult, CallbackServer};
 use crate::clock::now_unix;
 use crate::config::OAuthConfig;
-use crate::device::{DeviceAuthorization, poll_once, poll_until, request_device_code};
+use crate::device::{Deadlines, DeviceAuthorization, poll_once, poll_until, request_device_code};
 use crate::environment::no_local_browser;
 use crate::error::{Error, Result};
+use crate::instructions::{Flow, LoginInstructions};
 use crate::oauth::{Pkce, authorize_url, exchange_code, random_urlsafe};
 use crate::paste::parse_pasted;
-use crate::prompt::{ASK_CODE, Flow, LoginInstructions, ask};
+use crate::prompt::{ASK_CODE, ask};
 use crate::secret::{AuthorizationCode, CodeVerifier};
 use crate::token::Token;
 
@@ -188,7 +189,8 @@ impl Login {
     }
 
     fn device(config: Arc<OAuthConfig>, authorization: DeviceAuthorization) -> Login {
-        let expires_at = now_unix().saturating_add(authorization.expires_in.as_secs() as i64);
+        let lifetime = i64::try_from(authorization.expires_in.as_secs()).unwrap_or(i64::MAX);
+        let expires_at = now_unix().saturating_add(lifetime);
         Login {
             config,
             flow: Flow::DeviceCode,
@@ -332,12 +334,15 @@ impl Login {
     async fn wait_device(&self, device: &Device) -> Result<Token> {
         let mut state = self.state.lock().await;
         check_pending(*state)?;
-        let left = device.expires_at.saturating_sub(now_unix()).max(0) as u64;
-        let deadline = Duration::from_secs(left).min(self.config.login_timeout);
+        let left = u64::try_from(device.expires_at.saturating_sub(now_unix())).unwrap_or(0);
+        let deadlines = Deadlines {
+            code_expires_in: Duration::from_secs(left),
+            login_timeout: self.config.login_timeout,
+        };
         let http = self.config.common.http()?;
         let endpoints = &self.config.common.endpoints;
         let code = &device.authorization.device_code;
-        let result = poll_until(device.authorization.interval, deadline, || {
+        let result = poll_until(device.authorization.interval, deadlines, || {
             poll_once(&http, endpoints, code)
         })
         .await;
@@ -364,10 +369,12 @@ impl Login {
                 Ok(answer) => answer,
                 Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
                     self.cancel();
-                    return Err(Error::NoInput {
+                    // Input that ends after a refused paste: the refusal
+                    // is what the user must fix.
+                    return Err(last.unwrap_or(Error::NoInput {
                         reason: None,
                         hint: prompt.no_input_hint(),
-                    });
+                    }));
                 }
                 Err(e) => return Err(Error::Input(e)),
             };
@@ -393,8 +400,11 @@ impl Login {
             }
         }
         self.cancel();
+        // Only empty answers: from a person, or from a front end that sends
+        // none but too slowly to tell (a loaded kernel). The prompt's hint
+        // names what works without typing.
         Err(last.unwrap_or(Error::NoAnswer {
-            hint: "Run the login again and paste the address CARTO shows after you sign in",
+            hint: prompt.no_input_hint(),
         }))
     }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use tz::TimeZone;
 
+use crate::api_base_url::ApiBaseUrl;
 use crate::cache::{CacheEntry, parse_entry};
 use crate::callback::{Verdict, judge, judge_head};
 use crate::m2m::Credentials;
@@ -28,7 +29,7 @@ pub fn parse_credentials(input: &str) -> Result<(String, String, String), String
     Credentials::parse(Path::new("fuzz.json"), input)
         .map(|c| {
             (
-                c.api_base_url,
+                c.api_base_url.to_string(),
                 c.client_id,
                 c.client_secret.secret().to_string(),
             )
@@ -53,7 +54,7 @@ pub struct CacheFields {
 /// fields, or why the text is no cache.
 pub fn parse_cache(input: &str) -> Result<CacheFields, &'static str> {
     parse_entry(input, TimeZone::utc).map(|e| CacheFields {
-        api_base_url: e.api_base_url,
+        api_base_url: e.api_base_url.map(|u| u.to_string()),
         access_token: e.token.access_token.secret().to_string(),
         expiration: e.token.expiration,
         client_id: e.client_id,
@@ -65,7 +66,12 @@ pub fn write_cache(fields: &CacheFields) -> String {
     CacheEntry {
         client_id: fields.client_id.clone(),
         ..CacheEntry::new(
-            fields.api_base_url.clone(),
+            // Fields that parse_cache gave are valid; anything else is
+            // written as no URL.
+            fields
+                .api_base_url
+                .as_deref()
+                .and_then(|u| ApiBaseUrl::check(u).ok()),
             Token::new(
                 AccessToken::new(fields.access_token.clone()),
                 fields.expiration,

@@ -25,6 +25,9 @@ pub(crate) const CELL: &str = "text-align:left;vertical-align:top;padding:3px 14
     border:none;background:transparent;color:inherit";
 
 /// Escapes text for HTML element content and quoted attribute values.
+/// Line breaks too: an attribute (a tooltip) keeps them as `&#10;`, and
+/// the HTML we write stays on one line whatever the data (evcxr reads its
+/// protocol line by line; `evcxr_output.rs` is what guards it).
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -34,6 +37,8 @@ pub(crate) fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
             c => out.push(c),
         }
     }
@@ -57,12 +62,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escape_covers_the_five_html_specials() {
+    fn escape_covers_the_html_specials_and_line_breaks() {
         assert_eq!(
             escape(r#"<a href="x">Tom & 'Jerry'</a>"#),
             "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;"
         );
         assert_eq!(escape("plain"), "plain");
+        assert_eq!(escape("a\r\nb"), "a&#13;&#10;b");
     }
 
     #[test]

@@ -35,6 +35,7 @@ impl Http {
             .map_err(|e| Error::Setup {
                 what: "the HTTP client",
                 message: chain(&e),
+                source: Some(Box::new(e)),
             })?;
         Ok(Http { client, timeout })
     }
@@ -110,14 +111,14 @@ impl Http {
         if shape.starts_with("HTML") || shape == "an empty body" {
             return Err(Error::InvalidResponse {
                 service,
-                url: url.into(),
+                url: without_query(url),
                 expected: "a YAML document",
                 got: format!("HTTP {status} and {shape}"),
             });
         }
         String::from_utf8(body).map_err(|_| Error::InvalidResponse {
             service,
-            url: url.into(),
+            url: without_query(url),
             expected: "a UTF-8 text document",
             got: "binary data".into(),
         })
@@ -129,15 +130,20 @@ impl Http {
         url: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<(u16, Vec<u8>)> {
-        let network = |e: reqwest::Error| Error::Network {
-            service,
-            url: url.into(),
-            message: if e.is_timeout() {
-                format!("no answer within {} s", seconds(self.timeout))
-            } else {
-                // Our URLs can carry a code or a state: drop them from the error.
-                chain(&e.without_url())
-            },
+        let network = |e: reqwest::Error| {
+            // Our URLs can carry a code or a state: drop them from the error,
+            // which is kept as the cause.
+            let e = e.without_url();
+            Error::Network {
+                service,
+                url: without_query(url),
+                message: if e.is_timeout() {
+                    format!("no answer within {} s", seconds(self.timeout))
+                } else {
+                    chain(&e)
+                },
+                source: Some(Box::new(e)),
+            }
         };
         let response = request.send().await.map_err(network)?;
         let status = response.status().as_u16();
@@ -166,7 +172,13 @@ pub(crate) fn tls_config() -> Result<rustls::ClientConfig> {
         .map_err(|message| Error::Setup {
             what: "TLS (rustls with the platform's certificate roots)",
             message,
+            source: None,
         })
+}
+
+/// A URL for an error message: a query can carry a code or a state.
+fn without_query(url: &str) -> String {
+    url.split(['?', '#']).next().unwrap_or(url).to_string()
 }
 
 /// "30", "0.5": whole seconds without a fraction.
@@ -200,7 +212,7 @@ fn json_answer(service: Service, url: &str, status: u16, body: &[u8]) -> Result<
     }
     serde_json::from_slice(body).map_err(|_| Error::InvalidResponse {
         service,
-        url: url.into(),
+        url: without_query(url),
         expected: "JSON",
         got: format!("HTTP {status} and {}", describe_body(body)),
     })
@@ -216,7 +228,7 @@ pub(crate) fn status_error(service: Service, url: &str, status: u16, body: &[u8]
     };
     Error::Status {
         service,
-        url: url.into(),
+        url: without_query(url),
         status,
         error: field("error"),
         error_description: field("error_description").or_else(|| field("message")),
@@ -310,6 +322,46 @@ mod tests {
         let http = Http::new(DEFAULT_TIMEOUT);
         assert!(http.is_ok());
         assert!(rustls::crypto::CryptoProvider::get_default().is_none());
+    }
+
+    /// A loopback server that takes each connection and closes it unanswered.
+    fn hanging_up_server() -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            if let Ok((stream, _)) = listener.accept() {
+                drop(stream);
+            }
+        });
+        (addr, server)
+    }
+
+    #[tokio::test]
+    async fn a_network_error_keeps_the_http_clients_error_without_its_url() {
+        use std::error::Error as _;
+        let (addr, server) = hanging_up_server();
+        let url = format!("http://{addr}/callback?code=the-code&state=the-state");
+        let err = Http::new(DEFAULT_TIMEOUT)
+            .unwrap()
+            .get_json(Service::Accounts, &url, None)
+            .await
+            .unwrap_err();
+        server.join().unwrap();
+        assert!(matches!(err, Error::Network { .. }), "{err:?}");
+        let cause = err
+            .source()
+            .and_then(|s| s.downcast_ref::<reqwest::Error>())
+            .unwrap_or_else(|| panic!("no reqwest::Error as the source of {err:?}"));
+        assert!(cause.url().is_none(), "{cause:?}");
+        let cause_text = cause.to_string();
+        assert!(!cause_text.contains(&addr.to_string()), "{cause_text}");
+        // Neither the code nor the state of the URL, anywhere.
+        for text in [err.to_string(), format!("{err:?}"), cause_text] {
+            assert!(
+                !text.contains("the-code") && !text.contains("the-state"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -56,6 +56,11 @@
 //! ```
 //! `.force_login(true)` signs in anew and asks CARTO to show its sign-in
 //! form (`prompt=login`), to switch accounts.
+//! [`OAuthBuilder::existing_session`] tells beforehand whether `login()`
+//! would sign in, for programs that must never start a sign-in nobody can
+//! answer. The API base URL is the builder's, else `CARTO_API_BASE_URL`,
+//! else the cached login's, else the discovered one; it must be `https://`
+//! (plain `http://` only on this machine).
 //!
 //! # Notebooks on remote kernels
 //! A cell that waits cannot show rich output until it ends, and some
@@ -194,18 +199,24 @@
 //! and the platform's roots, configured for this crate's clients only: the
 //! process-wide default provider is left to the host program.
 //!
+//! What a notebook shows (a table cell, a column name, an organization, a
+//! server's message) is data: escaped in HTML, and unable to form a line of
+//! evcxr's output protocol, so it cannot open an `application/javascript`
+//! output, which JupyterLab would run next to the session's token.
+//!
 //! # Cargo features
 //! | feature | default | adds |
 //! | --- | --- | --- |
 //! | `notebook` | yes | evcxr display: the login card of a [`PendingLogin`], the status card of a [`CartoAuth`], the table of a [`QueryResult`] (`to_html`, `evcxr_display`), maps of CARTO layers ([`Map`]), and text QR codes while a login waits (qrcode, without its `image` feature) |
 //! | `carto-dw` | no | [`CartoAuth::get_carto_dw_client`]: BigQuery for the CARTO Data Warehouse (google-bigquery2) |
-//! | `cli` | no | the `carto-auth` binary (clap) |
+//! | `cli` | no | the `carto-auth` binary (clap), and text QR codes of the device flow's link in a terminal (qrcode) |
 //! | `fuzzing` | no | not for users: exposes the input parsers to the fuzz targets in `fuzz/` |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod api;
+mod api_base_url;
 mod auth;
 mod builder;
 mod cache;
@@ -222,6 +233,8 @@ mod dw;
 mod endpoints;
 mod environment;
 mod error;
+mod evcxr_output;
+mod existing_session;
 mod flow;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -229,16 +242,18 @@ pub mod fuzzing;
 #[cfg(feature = "notebook")]
 mod html;
 mod http;
+mod instructions;
 mod jwt;
 mod login;
 mod m2m;
 #[cfg(feature = "notebook")]
 mod map;
 mod mode;
+mod no_input;
 mod oauth;
 mod paste;
 mod prompt;
-#[cfg(feature = "notebook")]
+#[cfg(any(feature = "notebook", feature = "cli"))]
 mod qr;
 mod query;
 mod runtime;
@@ -263,11 +278,12 @@ pub use error::{Error, Grant, Result, Service};
 #[cfg(feature = "carto-dw")]
 pub use google_bigquery2;
 pub use http::DEFAULT_TIMEOUT;
+pub use instructions::{Flow, LoginInstructions};
 pub use login::PendingLogin;
 #[cfg(feature = "notebook")]
 pub use map::{Basemap, Color, ColorBy, DEFAULT_JS_URL, DEFAULT_TOKEN_LIFETIME, Layer, Map};
 pub use mode::{Mode, TokenSource};
-pub use prompt::{EvcxrPrompt, Flow, LoginInstructions, Prompt, TerminalPrompt};
+pub use prompt::{EvcxrPrompt, Prompt, TerminalPrompt};
 pub use query::{Column, QueryResult, Row};
 pub use secret::{AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, DeviceCode};
 /// JSON values for [`CartoAuth::sql_query_with`]'s query parameters.

@@ -8,7 +8,7 @@ use crate::auth::CartoAuth;
 use crate::config::OAuthConfig;
 use crate::error::Result;
 use crate::flow::Login;
-use crate::prompt::{Flow, LoginInstructions};
+use crate::instructions::{Flow, LoginInstructions};
 use crate::runtime::{Call, block_on};
 
 /// A login that has begun and waits for the user.
@@ -120,6 +120,7 @@ impl PendingLogin {
     /// # Errors
     /// [`Error::LoginTimeout`](crate::Error::LoginTimeout),
     /// [`Error::DeviceCodeExpired`](crate::Error::DeviceCodeExpired),
+    /// [`Error::DeviceLoginTimeout`](crate::Error::DeviceLoginTimeout),
     /// [`Error::Authorization`](crate::Error::Authorization) when CARTO sent
     /// an error, [`Error::NoCode`](crate::Error::NoCode) in the paste flow
     /// (use [`complete`](Self::complete) there), token-endpoint errors,

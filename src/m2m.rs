@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::api_base_url::{ApiBaseUrl, Origin};
 use crate::endpoints::Endpoints;
 use crate::error::{Error, Grant, Result};
 use crate::http::Http;
@@ -14,7 +15,7 @@ use crate::token::Token;
 /// The contents of a CARTO M2M credentials file.
 #[derive(Debug, Clone)]
 pub(crate) struct Credentials {
-    pub(crate) api_base_url: String,
+    pub(crate) api_base_url: ApiBaseUrl,
     pub(crate) client_id: String,
     pub(crate) client_secret: ClientSecret,
 }
@@ -55,7 +56,7 @@ impl Credentials {
             }
         };
         Ok(Credentials {
-            api_base_url: field("api_base_url")?,
+            api_base_url: ApiBaseUrl::parse(&field("api_base_url")?, Origin::File(path))?,
             client_id: field("client_id")?,
             client_secret: ClientSecret::new(field("client_secret")?),
         })
@@ -88,7 +89,7 @@ mod tests {
     #[test]
     fn a_good_file() {
         let c =
-            parse(r#"{"api_base_url":"https://a","client_id":"id","client_secret":"s"}"#).unwrap();
+            parse(r#"{"api_base_url":"https://a/","client_id":"id","client_secret":"s"}"#).unwrap();
         assert_eq!(
             (
                 c.api_base_url.as_str(),
@@ -97,6 +98,37 @@ mod tests {
             ),
             ("https://a", "id", "s")
         );
+    }
+
+    #[test]
+    fn an_api_base_url_without_https_is_refused_naming_the_file_and_key() {
+        for (url, fix) in [
+            (
+                "gcp-us-east1.api.carto.com",
+                "Write it as https://gcp-us-east1.api.carto.com",
+            ),
+            (
+                "http://gcp-us-east1.api.carto.com",
+                "Write it as https://gcp-us-east1.api.carto.com",
+            ),
+        ] {
+            let err = parse(&format!(
+                r#"{{"api_base_url":"{url}","client_id":"id","client_secret":"s"}}"#
+            ))
+            .unwrap_err();
+            assert!(matches!(err, Error::InvalidApiBaseUrl { .. }), "{err:?}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("creds.json (key \"api_base_url\")") && msg.contains(fix),
+                "{msg}"
+            );
+        }
+        // On this machine plain http is fine (a local proxy, a test server).
+        let c = parse(
+            r#"{"api_base_url":"http://127.0.0.1:9/api","client_id":"id","client_secret":"s"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.api_base_url.as_str(), "http://127.0.0.1:9/api");
     }
 
     #[test]
@@ -176,7 +208,7 @@ mod proptests {
         );
         // Duplicate keys: the last wins, as in Python's json module.
         let c = parse(
-            r#"{"api_base_url": "x", "client_id": "", "client_id": "B", "client_secret": "s"}"#,
+            r#"{"api_base_url": "https://x", "client_id": "", "client_id": "B", "client_secret": "s"}"#,
         )
         .unwrap();
         assert_eq!(c.client_id, "B");
@@ -199,12 +231,12 @@ mod proptests {
 
         #[test]
         fn a_valid_file_round_trips(
-            api in "\\PC{1,40}",
+            api in "https://[a-z]{1,12}(\\.[a-z]{2,5})?(:[0-9]{2,4})?(/[a-z]{1,8})?",
             id in "\\PC{1,40}",
             secret in "\\PC{1,40}",
             extra in proptest::option::of(("[a-z_]{1,10}", "\\PC{0,10}")),
         ) {
-            prop_assume!(!api.trim().is_empty() && !id.trim().is_empty() && !secret.trim().is_empty());
+            prop_assume!(!id.trim().is_empty() && !secret.trim().is_empty());
             let mut json = serde_json::json!({"api_base_url": api, "client_id": id, "client_secret": secret});
             if let Some((k, v)) = extra
                 && !["api_base_url", "client_id", "client_secret"].contains(&k.as_str())
@@ -212,7 +244,7 @@ mod proptests {
                 json[k] = v.into();
             }
             let c = parse(&serde_json::to_string_pretty(&json).unwrap()).unwrap();
-            prop_assert_eq!(c.api_base_url.as_str(), api.trim());
+            prop_assert_eq!(c.api_base_url.as_str(), api.as_str());
             prop_assert_eq!(c.client_id.as_str(), id.trim());
             prop_assert_eq!(c.client_secret.secret(), secret.trim());
             let debug = format!("{c:?}");

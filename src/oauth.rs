@@ -47,6 +47,7 @@ pub(crate) fn random_urlsafe(bytes: usize) -> Result<String> {
         .map_err(|_| Error::Setup {
             what: "the system random number generator",
             message: "no random bytes".into(),
+            source: None,
         })?;
     Ok(URL_SAFE_NO_PAD.encode(buf))
 }

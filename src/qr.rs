@@ -1,12 +1,16 @@
 //! QR codes of a sign-in address: SVG for the HTML cards, Unicode half
 //! blocks for streamed text (which a notebook shows while a cell waits).
-//! Feature `notebook`.
+//! Features `notebook` and `cli`.
 
-use qrcode::render::{svg, unicode};
+#[cfg(feature = "notebook")]
+use qrcode::render::svg;
+use qrcode::render::unicode;
 use qrcode::{EcLevel, QrCode};
 
 /// The QR code of `data` as an SVG document (the renderer's own, with its
 /// XML declaration), or `None` when the data does not fit in a QR code.
+/// Feature `notebook` (the HTML cards).
+#[cfg(feature = "notebook")]
 pub(crate) fn svg(data: &str) -> Option<String> {
     let code = QrCode::with_error_correction_level(data, EcLevel::L).ok()?;
     Some(
@@ -20,7 +24,10 @@ pub(crate) fn svg(data: &str) -> Option<String> {
 
 /// The QR code of `data` in Unicode half blocks (two modules a character),
 /// with its quiet zone, or `None` when the data does not fit in a QR code.
-pub(crate) fn text(data: &str) -> Option<String> {
+/// `ansi`: for a terminal or JupyterLab, in explicit colours (not yet: plain
+/// blocks either way).
+pub(crate) fn text(data: &str, ansi: bool) -> Option<String> {
+    let _ = ansi;
     let code = QrCode::with_error_correction_level(data, EcLevel::L).ok()?;
     Some(code.render::<unicode::Dense1x2>().quiet_zone(true).build())
 }
@@ -35,7 +42,7 @@ mod tests {
 
     #[test]
     fn the_text_qr_code_is_a_square_of_half_blocks() {
-        let rendered = text(URL).unwrap();
+        let rendered = text(URL, false).unwrap();
         let code = QrCode::with_error_correction_level(URL, EcLevel::L).unwrap();
         let side = code.width() + 8; // with the 4-module quiet zone
         let lines: Vec<&str> = rendered.lines().collect();
@@ -61,6 +68,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "notebook")]
     #[test]
     fn the_svg_is_the_renderers_document_at_a_scannable_size() {
         let doc = svg(URL).unwrap();
@@ -70,6 +78,8 @@ mod tests {
     #[test]
     fn data_too_long_for_a_qr_code_gives_none() {
         let long = format!("https://auth.carto.com/authorize?org={}", "x".repeat(8000));
-        assert!(svg(&long).is_none() && text(&long).is_none());
+        assert!(text(&long, false).is_none());
+        #[cfg(feature = "notebook")]
+        assert!(svg(&long).is_none());
     }
 }

@@ -38,6 +38,7 @@ where
             .map_err(|e| Error::Setup {
                 what: "an async runtime",
                 message: e.to_string(),
+                source: Some(Box::new(e)),
             })
     };
     match Handle::try_current().map(|h| h.runtime_flavor()) {

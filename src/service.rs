@@ -90,14 +90,16 @@ impl Service {
 }
 
 impl fmt::Display for Service {
+    /// Each name says whose service it is, so that a message can say "the
+    /// {service}" ("the CARTO SQL API", "the BigQuery API").
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Service::Token(_) => "token endpoint",
-            Service::DeviceAuthorization => "device authorization endpoint",
-            Service::Accounts => "accounts service",
-            Service::TenantConfig => "tenant configuration",
+            Service::Token(_) => "CARTO token endpoint",
+            Service::DeviceAuthorization => "CARTO device authorization endpoint",
+            Service::Accounts => "CARTO accounts service",
+            Service::TenantConfig => "CARTO tenant configuration",
             Service::CartoDw => "CARTO Data Warehouse token endpoint",
-            Service::SqlApi => "SQL API",
+            Service::SqlApi => "CARTO SQL API",
             Service::BigQuery => "BigQuery API",
             Service::Tokens => "API Access Tokens endpoint",
         })

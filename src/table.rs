@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use crate::evcxr_output::single_line;
 use crate::html::{CARD, MUTED, escape};
 use crate::query::{Column, QueryResult};
 
@@ -105,6 +106,9 @@ fn cell(value: &Value) -> String {
 }
 
 /// The plain-text alternative: the shape and the first rows as JSON lines.
+/// Names and types in the header show their control characters (a line
+/// break in a column name must not start a line that looks like a row);
+/// the JSON of the rows escapes its own.
 pub(crate) fn text(result: &QueryResult) -> String {
     let mut out = format!(
         "{} × {}: {}\n",
@@ -113,7 +117,7 @@ pub(crate) fn text(result: &QueryResult) -> String {
         result
             .columns()
             .iter()
-            .map(|c| format!("{} {}", c.name(), c.type_name()))
+            .map(|c| format!("{} {}", single_line(c.name()), single_line(c.type_name())))
             .collect::<Vec<_>>()
             .join(", ")
     );

@@ -10,11 +10,10 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use carto_auth::CartoAuth;
-use support::{ChildSession, FakeCarto, child_scenario, spawn_child};
+use support::FakeCarto;
 
 const JUNK: usize = 1000;
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -131,30 +130,16 @@ fn listeners(table: &str, port: u16) -> Vec<String> {
         .collect()
 }
 
-fn local_env(fake: &FakeCarto, dir: &Path, browser: &Path) -> Vec<(String, String)> {
-    let mut env = support::local_flow_env(fake, dir, browser);
-    env.push((
-        "CARTO_TEST_LOGIN_TIMEOUT_MS".into(),
-        LOGIN_TIMEOUT.as_millis().to_string(),
-    ));
-    env
-}
-
 #[test]
 fn a_thousand_junk_requests_then_the_real_callback() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
-    let home = tempfile::tempdir().unwrap();
-    let (browser, opened) = support::recording_browser(home.path());
     let started = Instant::now();
-    let mut child = ChildSession::new(spawn_child(
-        "a_thousand_junk_requests_then_the_real_callback",
-        "login",
-        home.path(),
-        &local_env(&fake, home.path(), &browser),
-    ));
+    let timeout = [(
+        "CARTO_TEST_LOGIN_TIMEOUT_MS".into(),
+        LOGIN_TIMEOUT.as_millis().to_string(),
+    )];
+    let (_home, mut child, opened) = test.local_flow(&fake, "login", &timeout);
     let url = support::wait_for_file(&opened, Duration::from_secs(30));
     let state = support::query_param(&url, "state").unwrap();
     let callback = url::Url::parse(&fake.redirect_uri).unwrap();
@@ -170,7 +155,7 @@ fn a_thousand_junk_requests_then_the_real_callback() {
         ["0100007F"],
         "the callback port must be bound to 127.0.0.1 only"
     );
-    let has_ipv6 = std::net::TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)).is_ok();
+    let has_ipv6 = support::has_ipv6_loopback("the callback server's [::1] listener");
     let v6 = listeners("/proc/net/tcp6", port);
     if has_ipv6 {
         assert_eq!(v6, ["00000000000000000000000001000000"], "[::1] only");
@@ -186,7 +171,6 @@ fn a_thousand_junk_requests_then_the_real_callback() {
         let _ = s.read_to_end(&mut answer);
         assert_eq!(status_of(&answer), 404, "the [::1] listener answers");
     } else {
-        eprintln!("no IPv6 loopback on this machine: only 127.0.0.1 is checked");
         assert!(v6.is_empty(), "{v6:?}");
     }
     let other = TcpStream::connect_timeout(
@@ -276,4 +260,23 @@ fn a_thousand_junk_requests_then_the_real_callback() {
     eprintln!(
         "{JUNK} junk requests + 30 slowloris connections: junk answered in {junk_took:?}, login done in {total:?} (timeout {LOGIN_TIMEOUT:?})"
     );
+}
+
+/// The callback port of a test's fake is leased, not just free when picked:
+/// no other lease, in this process or another, gets it while the fake
+/// lives, and it lies below the range the kernel hands out by itself, so
+/// nothing takes it before the child binds it.
+#[test]
+fn the_callback_port_is_leased_until_the_fake_ends() {
+    let fake = FakeCarto::start();
+    let port = url::Url::parse(&fake.redirect_uri).unwrap().port().unwrap();
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let low: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(port < low, "{port} is in the ephemeral range from {low}");
+    let others: Vec<support::PortLease> = (0..50).map(|_| support::lease_port()).collect();
+    assert!(others.iter().all(|l| l.port != port));
+    let mut ports: Vec<u16> = others.iter().map(|l| l.port).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), others.len(), "a port was leased twice");
 }

@@ -508,3 +508,252 @@ fn an_api_token_in_the_environment_is_used_before_any_login() {
         .unwrap();
     assert_one_line_error(&o, "the CARTO access token in CARTO_API_TOKEN expired");
 }
+
+/// Input that ends after a refused paste (one line, then stdin closed):
+/// the error is the refusal, which says what went wrong, not "no input".
+#[test]
+fn a_refused_paste_then_the_end_of_input_reports_the_refusal() {
+    let env = Env::new();
+    let mut cmd = env.command(&["login", "--no-browser"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "a-code-carto-never-issued").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(env.fake.requests("/oauth/token").len(), 1, "{}", err(&o));
+    let last = err(&o).lines().last().unwrap_or_default().to_string();
+    assert!(
+        last.starts_with("carto-auth: error: ") && last.contains("invalid_grant"),
+        "{}",
+        err(&o)
+    );
+    assert!(!last.contains("no answer can be read"), "{last}");
+    assert_eq!(o.status.code(), Some(1));
+}
+
+/// Signs in through the paste flow with `args` and the `extra` variables:
+/// the sign-in address is read from the output and CARTO's answer pasted
+/// back. Whether it succeeded, its stdout and its stderr.
+fn paste_login(env: &Env, args: &[&str], extra: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = env.command(args);
+    cmd.envs(extra.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = ChildSession::new(cmd.spawn().unwrap());
+    let url = child.wait_line(Duration::from_secs(20), |l| {
+        l.starts_with(&format!("{}/authorize?", env.fake.base))
+    });
+    child.write_line(&env.fake.authorize(&url));
+    let ok = child.finish(Duration::from_secs(20));
+    let stream = |err: bool| {
+        child
+            .seen
+            .iter()
+            .filter(|(e, _)| *e == err)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect::<String>()
+    };
+    (ok, stream(false), stream(true))
+}
+
+fn a_user_token(env: &Env) -> String {
+    env.fake
+        .mint_token(&support::jwt::Subject::user(support::USER_ANA), 3600)
+}
+
+/// `login --org acme` over a cached login that is not acme's signs in (the
+/// library decides, not the CLI), and does not then claim that it was
+/// already logged in; once it is acme's, it says so without signing in.
+#[test]
+fn login_with_an_org_the_cache_lacks_signs_in_and_never_says_already_logged_in() {
+    let env = Env::new();
+    let old = a_user_token(&env);
+    env.write_oauth_cache(&old);
+    let (ok, stdout, stderr) = paste_login(&env, &["login", "--no-browser", "--org", "acme"], &[]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("Signed in to CARTO. OAuth session"),
+        "{stderr}"
+    );
+    assert!(
+        !stdout.contains("Already logged in") && !stderr.contains("Already logged in"),
+        "{stdout}"
+    );
+    let cached = support::read_json(&env.cache("oauth"));
+    let new = env.fake.issued_tokens().last().unwrap().clone();
+    assert_eq!(
+        (cached["access_token"].as_str(), cached["org"].as_str()),
+        (Some(new.as_str()), Some("acme"))
+    );
+    assert_ne!(new, old);
+
+    let o = env.run(&["login", "--org", "acme"]);
+    assert!(
+        out(&o).starts_with("Already logged in: OAuth session"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(
+        out(&env.run(&["token", "--org", "acme"])),
+        format!("{new}\n")
+    );
+    assert_eq!(env.fake.requests("/oauth/token").len(), 1);
+}
+
+/// Without a terminal, a command whose options the cached login does not
+/// fit (another organization, another API) fails at once: it never starts
+/// a sign-in that nobody could answer.
+#[test]
+fn without_a_terminal_no_sign_in_starts_when_the_cache_does_not_fit() {
+    let env = Env::new();
+    let token = a_user_token(&env);
+    env.write_oauth_cache(&token);
+    for args in [
+        &["token", "--org", "acme"][..],
+        &["token", "--api-base-url", "https://gcp-eu.api.example"],
+        &["dw-credentials", "--org", "acme"],
+        &["layer-credentials", "--org", "acme"],
+    ] {
+        let o = env.run(args);
+        let stderr = err(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {stderr}");
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("carto-auth: error: not logged in")
+                && last.contains("run `carto-auth login` with the same options"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("/authorize"),
+            "{args:?}: a sign-in was started: {stderr}"
+        );
+        assert_eq!(out(&o), "", "{args:?}");
+    }
+    // What the cache does fit is served, as before.
+    assert_eq!(out(&env.run(&["token"])), format!("{token}\n"));
+}
+
+/// `CARTO_API_BASE_URL`, which every failed discovery suggests, is used by
+/// each kind of session: a sign-in (discovery skipped), a cached login
+/// that has no URL, an M2M login (before the file's).
+#[test]
+fn carto_api_base_url_is_honoured_by_every_session_kind() {
+    let env = Env::new();
+    env.fake
+        .fault("/accounts", support::Fault::Status(500, String::new()));
+    let api = format!("{}/env-api", env.fake.base);
+    let var = [("CARTO_API_BASE_URL", api.as_str())];
+    let (ok, _, stderr) = paste_login(&env, &["login", "--no-browser"], &var);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("Signed in to CARTO. OAuth session, API {api},")),
+        "{stderr}"
+    );
+    assert!(env.fake.requests("/accounts").is_empty(), "no discovery");
+    assert_eq!(support::read_json(&env.cache("oauth"))["api_base_url"], api);
+
+    // A cached login whose discovery had failed: no terminal needed.
+    let token = a_user_token(&env);
+    std::fs::write(
+        env.cache("oauth"),
+        format!(
+            r#"{{"api_base_url": null, "access_token": "{token}", "expiration": 99999999999}}"#
+        ),
+    )
+    .unwrap();
+    let layer = |args: &[&str]| {
+        let o = env.command(args).envs(var).output().unwrap();
+        serde_json::from_str::<serde_json::Value>(&out(&o))
+            .unwrap_or_else(|_| panic!("{args:?}: {}", err(&o)))
+    };
+    let json = layer(&["layer-credentials"]);
+    assert_eq!(
+        (json["apiBaseUrl"].as_str(), json["accessToken"].as_str()),
+        (Some(api.as_str()), Some(token.as_str()))
+    );
+
+    let creds = env.creds();
+    let json = layer(&["layer-credentials", "--m2m", creds.to_str().unwrap()]);
+    assert_eq!(json["apiBaseUrl"], api.as_str());
+    assert_eq!(support::read_json(&env.cache("m2m"))["api_base_url"], api);
+}
+
+/// An API base URL that is not https is refused where it enters, naming
+/// that place and how to write it, before any token is requested or sent.
+#[test]
+fn an_api_base_url_that_is_not_https_is_an_error_naming_where_it_came_from() {
+    let env = Env::new();
+    let creds = env.creds();
+    let creds = creds.to_str().unwrap();
+    let fix = "Write it as https://gcp-us-east1.api.carto.com";
+    for (args, value) in [
+        (&["token"][..], "gcp-us-east1.api.carto.com"),
+        (
+            &["token", "--m2m", creds],
+            "http://gcp-us-east1.api.carto.com",
+        ),
+    ] {
+        let o = env
+            .command(args)
+            .env("CARTO_API_BASE_URL", value)
+            .env("CARTO_API_TOKEN", "ci-token")
+            .output()
+            .unwrap();
+        assert_one_line_error(
+            &o,
+            &format!("the API base URL in CARTO_API_BASE_URL is not usable ({value:?})"),
+        );
+        assert!(err(&o).trim_end().ends_with(fix), "{}", err(&o));
+    }
+
+    let file = env.home.path().join("creds-no-scheme.json");
+    std::fs::write(
+        &file,
+        format!(
+            r#"{{"api_base_url": "gcp-us-east1.api.carto.com", "client_id": "{}", "client_secret": "{}"}}"#,
+            support::M2M_ID,
+            support::M2M_SECRET
+        ),
+    )
+    .unwrap();
+    let o = env.run(&["token", "--m2m", file.to_str().unwrap()]);
+    assert_one_line_error(
+        &o,
+        &format!(
+            "the API base URL in {} (key \"api_base_url\") is not usable",
+            file.display()
+        ),
+    );
+    assert!(err(&o).trim_end().ends_with(fix), "{}", err(&o));
+
+    // `status` says why the variable is not used, instead of "unknown".
+    let o = env
+        .command(&["status"])
+        .env("CARTO_API_TOKEN", "ci-token")
+        .env("CARTO_API_BASE_URL", "gcp-us-east1.api.carto.com")
+        .output()
+        .unwrap();
+    assert!(
+        out(&o).contains(
+            "API base URL  CARTO_API_BASE_URL is not usable (\"gcp-us-east1.api.carto.com\"): \
+             write it as an https:// URL"
+        ),
+        "{}",
+        out(&o)
+    );
+
+    let o = env.run(&[
+        "token",
+        "--api-base-url",
+        "http://gcp-us-east1.api.carto.com",
+    ]);
+    assert_one_line_error(&o, "--api-base-url");
+    assert!(err(&o).trim_end().ends_with(fix), "{}", err(&o));
+    assert!(env.fake.requests("/oauth/token").is_empty());
+}

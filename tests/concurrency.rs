@@ -14,13 +14,15 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use carto_auth::CartoAuth;
-use support::{ChildSession, FakeCarto, Fault, child_scenario, spawn_child};
+use support::{ChildSession, FakeCarto, Fault, Gate, child_scenario};
 
 const PROCESSES: usize = 16;
 
 /// A child: says READY, waits for a line on stdin (the start signal, so that
 /// all start at once), logs in with M2M and prints the token it got.
 fn child_main() {
+    // The parent waits on the crate's "waiting for the lock" record.
+    support::log_to_stderr();
     if child_scenario().as_deref() == Some("m2m-at-signal") {
         println!("\nREADY");
         let mut line = String::new();
@@ -84,13 +86,12 @@ fn watch(cache: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<usize
 
 #[test]
 fn sixteen_processes_on_an_expired_cache_make_one_token_request() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
     let fake = FakeCarto::start();
-    // A token endpoint that takes its time: whoever gets the lock first
-    // holds it while the others pile up behind it.
-    fake.fault("/oauth/token", Fault::Delay(Duration::from_millis(300)));
+    // A token endpoint that answers when the test says: whoever gets the
+    // lock first holds it until all the others wait behind it.
+    let gate = Gate::default();
+    fake.fault("/oauth/token", Fault::Hold(gate.clone()));
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
     let cache = dir.path().join("token_m2m.json");
@@ -98,14 +99,7 @@ fn sixteen_processes_on_an_expired_cache_make_one_token_request() {
     let env = env(&fake, &creds, &cache);
 
     let mut children: Vec<ChildSession> = (0..PROCESSES)
-        .map(|_| {
-            ChildSession::new(spawn_child(
-                "sixteen_processes_on_an_expired_cache_make_one_token_request",
-                "m2m-at-signal",
-                dir.path(),
-                &env,
-            ))
-        })
+        .map(|_| test.session("m2m-at-signal", dir.path(), &env))
         .collect();
     for child in &mut children {
         child.wait_line(Duration::from_secs(60), |l| l == "READY");
@@ -116,6 +110,20 @@ fn sixteen_processes_on_an_expired_cache_make_one_token_request() {
     for child in &mut children {
         child.write_line("go");
     }
+    fake.wait_requests("/oauth/token", 1, Duration::from_secs(60));
+    support::wait_until(
+        Duration::from_secs(60),
+        "the others to wait for the lock",
+        || {
+            children
+                .iter_mut()
+                .map(|c| c.has_line(|l| l.contains("is locked by another holder; waiting")))
+                .filter(|&waiting| waiting)
+                .count()
+                == PROCESSES - 1
+        },
+    );
+    gate.open();
     let results: Vec<String> = children
         .iter_mut()
         .map(|c| c.result(Duration::from_secs(60)).0)
@@ -233,10 +241,7 @@ fn lock_is_held(cache: &Path) -> bool {
 
 #[test]
 fn a_killed_lock_holder_does_not_block_the_next_process() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
-    let name = "a_killed_lock_holder_does_not_block_the_next_process";
+    let test = support::child_test!(child_main);
     let fake = FakeCarto::start();
     // The holder is stuck in a token request that would take 40 s.
     fake.fault("/oauth/token", Fault::Slow(Duration::from_secs(40)));
@@ -247,22 +252,22 @@ fn a_killed_lock_holder_does_not_block_the_next_process() {
     let before = std::fs::read(&cache).unwrap();
     let env = env(&fake, &creds, &cache);
 
-    let mut holder = ChildSession::new(spawn_child(name, "m2m", dir.path(), &env));
+    let mut holder = test.session("m2m", dir.path(), &env);
     fake.wait_requests("/oauth/token", 1, Duration::from_secs(30));
     assert!(
         lock_is_held(&cache),
         "the holder has the lock while its request runs"
     );
 
-    // The next process queues behind the holder...
-    let mut next = ChildSession::new(spawn_child(name, "m2m-at-signal", dir.path(), &env));
+    // The next process queues behind the holder: it says so once it has
+    // found the lock taken, and by then has sent nothing.
+    let mut next = test.session("m2m-at-signal", dir.path(), &env);
     next.wait_line(Duration::from_secs(30), |l| l == "READY");
     next.write_line("go");
     fake.clear_faults();
-    // A window in which the next process, had it ignored the lock, would
-    // have sent its own request.
-    let go = Instant::now();
-    std::thread::sleep(Duration::from_millis(300));
+    next.wait_line(Duration::from_secs(30), |l| {
+        l.starts_with("LOG ") && l.contains("is locked by another holder; waiting")
+    });
     assert_eq!(
         fake.requests("/oauth/token").len(),
         1,
@@ -273,25 +278,17 @@ fn a_killed_lock_holder_does_not_block_the_next_process() {
     holder.child.kill().unwrap();
     holder.child.wait().unwrap();
     let killed_at = Instant::now();
-    let (result, stderr) = next.result(Duration::from_secs(30));
+    let (result, stderr) = next.result(Duration::from_secs(60));
     let waited = killed_at.elapsed();
 
     assert!(
         result.starts_with(&format!("ok {}", support::jwt::PREFIX)),
         "{result}\n{stderr}"
     );
-    let next_took: u64 = result.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(
-        Duration::from_millis(next_took) >= killed_at - go,
-        "the next process did not wait for the holder: {next_took} ms"
-    );
-    // Its lock wait is the request timeout + 5 s = 35 s: being served
-    // within a few seconds of the kill means the OS released the lock.
-    assert!(
-        waited < Duration::from_secs(10),
-        "the next process waited {waited:?} after the kill"
-    );
-    assert!(!stderr.contains("could not lock"), "{stderr}");
+    // Had the OS kept the killed holder's lock, the next process would
+    // have given up on it after its wait (the request timeout + 5 s) and
+    // gone on without it, saying so.
+    assert!(!stderr.contains("without the lock"), "{stderr}");
     assert_eq!(
         fake.requests("/oauth/token").len(),
         2,

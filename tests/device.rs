@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use carto_auth::{CartoAuth, Error, Flow, LoginInstructions, Prompt};
-use support::{ChildSession, FakeCarto, Fault, USER_ANA, child_scenario, spawn_child};
+use support::{ChildSession, FakeCarto, Fault, USER_ANA};
 
 /// A user with a phone: records what the login showed and said; in the
 /// paste flow (a fallback) plays the browser and pastes.
@@ -185,18 +185,83 @@ fn an_expired_or_denied_code_ends_the_login_with_its_own_error() {
     assert!(!dir.path().join("token_oauth.json").exists());
 }
 
+/// The login timeout ends the wait when it comes first, even when the
+/// polling interval is longer, and says it was the timeout.
 #[test]
-fn nobody_approving_ends_at_the_login_timeout() {
+fn nobody_approving_ends_at_the_login_timeout_not_an_interval_later() {
     let fake = FakeCarto::start();
+    fake.device_timing(600.into(), 30.into());
     let dir = tempfile::tempdir().unwrap();
     let watcher = Watcher::default();
     let started = Instant::now();
     let err = builder(&fake, &watcher, dir.path())
-        .login_timeout(Duration::from_secs(2))
+        .login_timeout(Duration::from_secs(1))
         .login()
         .unwrap_err();
+    // Not the 30 s interval: ended at the timeout (loosely bounded).
+    assert!(started.elapsed() < Duration::from_secs(15), "{err}");
+    assert!(
+        matches!(err, Error::DeviceLoginTimeout { waited } if waited >= Duration::from_secs(1)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("login timeout"), "{err}");
+    assert!(
+        fake.requests("/oauth/token").is_empty(),
+        "no poll before the interval"
+    );
+}
+
+/// A code that expires before the login timeout ends the wait then, and
+/// says that the code expired.
+#[test]
+fn a_code_expiring_before_the_login_timeout_is_reported_as_expired() {
+    let fake = FakeCarto::start();
+    fake.device_timing(1.into(), 30.into());
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = Watcher::default();
+    let started = Instant::now();
+    let err = builder(&fake, &watcher, dir.path())
+        .login_timeout(Duration::from_secs(120))
+        .login()
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(15), "{err}");
     assert!(matches!(err, Error::DeviceCodeExpired { .. }), "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(err.to_string().contains("has expired"), "{err}");
+}
+
+/// Lifetimes and intervals beyond any clock, or written as strings and
+/// floats, neither wrap around nor end the login: the login timeout caps
+/// them.
+#[test]
+fn absurd_lifetimes_from_the_server_still_sign_in() {
+    for (expires_in, interval) in [
+        (serde_json::json!(u64::MAX), serde_json::json!(1)),
+        (serde_json::json!(1e300), serde_json::json!(1.0)),
+        (serde_json::json!("86400000000"), serde_json::json!("1")),
+    ] {
+        let fake = FakeCarto::start();
+        fake.device_timing(expires_in.clone(), interval);
+        let dir = tempfile::tempdir().unwrap();
+        let watcher = Watcher::default();
+        let login = login_in_background(builder(&fake, &watcher, dir.path()));
+        let code = fake.wait_user_code(Duration::from_secs(20));
+        // Approved once the login is polling: the code did not count as
+        // expired at once.
+        fake.wait_requests("/oauth/token", 1, Duration::from_secs(20));
+        fake.approve_device(&code);
+        let auth = login
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{expires_in}: {e}"));
+        assert!(fake.accepts(&auth.get_access_token().unwrap()));
+        let shown = watcher.shown.lock().unwrap();
+        let expires_at = shown[0].expires_at.unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!(expires_at > now + 86_400, "{expires_in}: {expires_at}");
+    }
 }
 
 /// CARTO may not allow the grant for its public client: the login says why
@@ -308,19 +373,12 @@ fn child_login() {
 /// terminal shows the link and the code on a line of its own.
 #[test]
 fn the_environment_turns_the_device_flow_on() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     let mut env = support::paste_flow_env(&fake);
     env.push(("CARTO_AUTH_DEVICE_FLOW".into(), "1".into()));
-    let mut child = ChildSession::new(spawn_child(
-        "the_environment_turns_the_device_flow_on",
-        "login",
-        home.path(),
-        &env,
-    ));
+    let mut child = test.session("login", home.path(), &env);
     let link = child.wait_line(Duration::from_secs(20), |l| {
         l.starts_with(&format!("{}/activate?user_code=", fake.base))
     });
@@ -331,9 +389,30 @@ fn the_environment_turns_the_device_flow_on() {
         .collect::<Vec<_>>()
         .join(" ");
     child.wait_line(Duration::from_secs(5), |l| l.contains(&spaced));
+    // The code plain on a line of its own, to select and copy, and a QR
+    // code of the link for a phone (this build has the `notebook` feature).
+    child.wait_line(Duration::from_secs(5), |l| l == code);
+    child.wait_line(Duration::from_secs(5), |l| {
+        l == "Or scan this QR code with a phone:"
+    });
     fake.approve_device(&code);
-    let (result, _) = child.result(Duration::from_secs(30));
+    let (result, stderr) = child.result(Duration::from_secs(30));
     assert_eq!(result, format!("ok {}", fake.api_base_url()));
+    let qr: Vec<&str> = stderr
+        .split("Or scan this QR code with a phone:\n")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .take_while(|l| !l.is_empty() && l.chars().all(|c| " \u{2580}\u{2584}\u{2588}".contains(c)))
+        .collect();
+    // At least version 2 (25 modules and a 4-module quiet zone), square.
+    assert!(qr.len() >= 17, "{stderr}");
+    assert!(
+        qr.iter()
+            .all(|l| l.chars().count() == qr[0].chars().count()),
+        "{stderr}"
+    );
+    assert_eq!(qr[0].chars().count().div_ceil(2), qr.len(), "{stderr}");
 }
 
 #[test]

@@ -271,3 +271,19 @@ async fn bigquery_gives_the_crates_client_with_the_dw_token() {
         5
     );
 }
+
+/// The largest query timeout and token age mean no limit: the query runs
+/// (through its polls) and the DW token is kept.
+#[test]
+fn the_largest_query_timeout_and_token_age_mean_no_limit() {
+    let fake = FakeCarto::start();
+    let bq = FakeBigQuery::start_for(&fake);
+    bq.set_pending_polls(1);
+    let (_dir, auth) = support::m2m_session(&fake);
+    let dw = client(&auth, &bq)
+        .query_timeout(Duration::MAX)
+        .token_max_age(Duration::MAX);
+    assert_eq!(dw.query(bigquery::ALL_TYPES_SQL).unwrap().len(), 5);
+    assert_eq!(dw.query(bigquery::ALL_TYPES_SQL).unwrap().len(), 5);
+    assert_eq!(fake.dw_tokens().len(), 1);
+}

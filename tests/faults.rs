@@ -19,9 +19,7 @@ use std::time::Duration;
 use carto_auth::{
     CartoAuth, Endpoints, Error, Grant, LoginInstructions, PendingLogin, Prompt, Service,
 };
-use support::{
-    ChildSession, FakeCarto, Fault, child_scenario, closed_port_url, spawn_child, spawn_child_in_sh,
-};
+use support::{ChildSession, FakeCarto, Fault, child_scenario, closed_port_url};
 
 /// Short, so that "slower than the timeout" costs half a second.
 const TIMEOUT: Duration = Duration::from_millis(500);
@@ -175,7 +173,7 @@ fn check_message(target: Target, kind: Kind, msg: &str) {
     let network = matches!(kind, Kind::Refused | Kind::Slow);
     let ctx = format!("{target:?} {kind:?}: {msg}");
     let names = [
-        format!("the CARTO {service} at "),
+        format!("the {service} at "),
         match kind {
             Kind::Http500 => "HTTP 500".into(),
             Kind::Http401 => "HTTP 401 (access_denied: Unauthorized)".into(),
@@ -190,7 +188,7 @@ fn check_message(target: Target, kind: Kind, msg: &str) {
     ];
     let names = if network {
         [
-            format!("could not reach the CARTO {service} at "),
+            format!("could not reach the {service} at "),
             names[1].clone(),
             names[2].clone(),
         ]
@@ -473,39 +471,35 @@ fn read_token(cache: &Path) -> String {
     json["access_token"].as_str().unwrap().to_string()
 }
 
+fn every_fault(target: Target) {
+    for kind in KINDS {
+        run(target, kind);
+    }
+}
+
 #[test]
 fn token_endpoint_faults_m2m() {
-    for kind in KINDS {
-        run(Target::TokenM2m, kind);
-    }
+    every_fault(Target::TokenM2m);
 }
 
 #[test]
 fn token_endpoint_faults_code_exchange() {
-    for kind in KINDS {
-        run(Target::TokenOAuth, kind);
-    }
+    every_fault(Target::TokenOAuth);
 }
 
 #[test]
 fn accounts_faults() {
-    for kind in KINDS {
-        run(Target::Accounts, kind);
-    }
+    every_fault(Target::Accounts);
 }
 
 #[test]
 fn tenant_config_faults() {
-    for kind in KINDS {
-        run(Target::Config, kind);
-    }
+    every_fault(Target::Config);
 }
 
 #[test]
 fn carto_dw_faults() {
-    for kind in KINDS {
-        run(Target::Dw, kind);
-    }
+    every_fault(Target::Dw);
 }
 
 // ---- a cache directory that cannot be written ----
@@ -589,16 +583,13 @@ fn assert_one_warning(case: &str, stderr: &str) {
 /// be created (ENOTDIR), whoever runs the test.
 #[test]
 fn a_home_that_is_a_file_gives_a_working_login_and_one_warning() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
     let fake = FakeCarto::start();
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home-is-a-file");
     std::fs::write(&home, "not a directory").unwrap();
-    let test = "a_home_that_is_a_file_gives_a_working_login_and_one_warning";
-    for stderr in login_without_a_writable_cache(test, &fake, &home, |scenario, env| {
-        spawn_child(test, scenario, &home, env)
+    for stderr in login_without_a_writable_cache(test.name(), &fake, &home, |scenario, env| {
+        test.spawn(scenario, &home, env)
     }) {
         assert_one_warning("HOME is a file", &stderr);
     }
@@ -612,9 +603,7 @@ fn a_home_that_is_a_file_gives_a_working_login_and_one_warning() {
 /// cannot run and checks the HOME-is-a-file case instead.
 #[test]
 fn a_read_only_home_gives_a_working_login_and_one_warning() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     let mount = "mount -t tmpfs -o ro,mode=0755 carto-auth-ro \"$HOME\" && ! touch \"$HOME/probe\" 2>/dev/null";
@@ -628,10 +617,11 @@ fn a_read_only_home_gives_a_working_login_and_one_warning() {
         );
         return;
     }
-    let test = "a_read_only_home_gives_a_working_login_and_one_warning";
-    for stderr in login_without_a_writable_cache(test, &fake, home.path(), |scenario, env| {
-        spawn_child_in_sh(&["unshare", "-m"], mount, test, scenario, home.path(), env)
-    }) {
+    for stderr in
+        login_without_a_writable_cache(test.name(), &fake, home.path(), |scenario, env| {
+            test.spawn_in_sh(&["unshare", "-m"], mount, scenario, home.path(), env)
+        })
+    {
         assert_one_warning("read-only HOME", &stderr);
     }
 }
@@ -641,11 +631,11 @@ fn a_read_only_home_gives_a_working_login_and_one_warning() {
 /// login run as `nobody` through `setpriv`): the token is cached all the
 /// same, with one warning that says the directory could not be made
 /// private. Needs root to set up; elsewhere the test says it cannot run.
+/// `nobody` runs a copy of this test binary in a directory it can enter,
+/// wherever the build lives (a clone under `/root`, a 0700 target dir).
 #[test]
 fn a_cache_directory_whose_mode_cannot_change_still_caches_with_one_warning() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let root = std::process::Command::new("id").arg("-u").output().unwrap();
     if String::from_utf8_lossy(&root.stdout).trim() != "0" {
@@ -653,8 +643,11 @@ fn a_cache_directory_whose_mode_cannot_change_still_caches_with_one_warning() {
         return;
     }
     let fake = FakeCarto::start();
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path();
+    let dir = tempfile::tempdir_in(support::enterable_by_all_tmp()).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let test = test.copied_to(dir.path());
+    let home = &dir.path().join("home");
+    std::fs::create_dir(home).unwrap();
     std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o755)).unwrap();
     let own = home.join(".carto-auth");
     std::fs::create_dir(&own).unwrap();
@@ -663,20 +656,13 @@ fn a_cache_directory_whose_mode_cannot_change_still_caches_with_one_warning() {
     std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut env = fake.env();
     env.push(("CARTO_TEST_CREDS".into(), creds.display().to_string()));
-    let test = "a_cache_directory_whose_mode_cannot_change_still_caches_with_one_warning";
-    let child = spawn_child_in_sh(
-        &[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-        ],
-        "true",
-        test,
-        "m2m",
-        home,
-        &env,
-    );
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let child = test.spawn_in_sh(&nobody, "true", "m2m", home, &env);
     let (result, stderr) = ChildSession::new(child).result(Duration::from_secs(60));
     assert!(result.starts_with("ok "), "{result}\n{stderr}");
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
@@ -692,4 +678,35 @@ fn a_cache_directory_whose_mode_cannot_change_still_caches_with_one_warning() {
     assert_eq!(meta.uid(), 65534, "written by the child");
     assert_eq!(meta.mode() & 0o777, 0o600);
     assert_eq!(std::fs::metadata(&own).unwrap().mode() & 0o777, 0o777);
+}
+
+// ---- the causes an error keeps ----
+
+/// A cache file or a credentials file that cannot be read: the error's
+/// source is the operating system's error, with its kind, not a string.
+#[test]
+fn file_errors_keep_the_operating_systems_error_as_their_source() {
+    use std::error::Error as _;
+    use std::io::ErrorKind;
+    let io_kind = |err: &Error| {
+        err.source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .map(std::io::Error::kind)
+    };
+    let dir = tempfile::tempdir().unwrap();
+
+    // A directory where the cache file should be.
+    let err = carto_auth::CachedToken::read(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::Cache { .. }), "{err:?}");
+    assert_eq!(io_kind(&err), Some(ErrorKind::IsADirectory), "{err:?}");
+    let err = carto_auth::CachedToken::remove(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::Cache { .. }), "{err:?}");
+    assert_eq!(io_kind(&err), Some(ErrorKind::IsADirectory), "{err:?}");
+
+    let err = CartoAuth::m2m(dir.path().join("missing.json"))
+        .use_cache(false)
+        .login()
+        .unwrap_err();
+    assert!(matches!(err, Error::CredentialsRead { .. }), "{err:?}");
+    assert_eq!(io_kind(&err), Some(ErrorKind::NotFound), "{err:?}");
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use carto_auth::{CartoAuth, Error, Mode, TokenSource};
 use support::jwt::Subject;
-use support::{ChildSession, FakeCarto, USER_ANA, child_scenario, spawn_child};
+use support::{FakeCarto, USER_ANA, child_scenario};
 
 fn ana() -> Subject {
     Subject::user(USER_ANA)
@@ -60,6 +60,45 @@ fn a_given_jwt_expires_when_it_says_and_then_is_an_error_not_a_login() {
     ));
 }
 
+/// An API base URL that is not https is refused without a panic: the
+/// session has none, and what needs one says why and how to write it.
+#[test]
+fn a_given_api_base_url_that_is_not_https_is_refused_and_said_where_needed() {
+    let fake = FakeCarto::start();
+    let token = fake.mint_token(&ana(), 3600);
+    for (url, fix) in [
+        (
+            "gcp-us-east1.api.carto.com",
+            "https://gcp-us-east1.api.carto.com",
+        ),
+        (
+            "http://gcp-us-east1.api.carto.com",
+            "https://gcp-us-east1.api.carto.com",
+        ),
+        ("ftp://api.example", "https://api.example"),
+    ] {
+        let auth = CartoAuth::from_token(token.clone(), url);
+        assert_eq!(auth.get_api_base_url(), None, "{url}");
+        assert_eq!(auth.get_access_token().unwrap(), token);
+        let err = auth.get_carto_dw_credentials().unwrap_err();
+        assert!(matches!(err, Error::NoApiBaseUrl { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!(
+                "the API base URL given to CartoAuth::from_token is not usable ({url:?})"
+            )) && msg.contains(&format!("Write it as {fix}")),
+            "{msg}"
+        );
+    }
+    assert!(
+        fake.requests("/api/v3/connections/carto-dw/token")
+            .is_empty()
+    );
+    // On this machine plain http is allowed (the fake is one).
+    let local = CartoAuth::from_token(token, fake.api_base_url());
+    assert_eq!(local.get_api_base_url(), Some(fake.api_base_url().as_str()));
+}
+
 fn child_main() {
     let builder = match child_scenario().as_deref() {
         Some("env") => CartoAuth::oauth(),
@@ -82,9 +121,7 @@ fn child_main() {
 /// it, discovered with the token; `force_login` signs in anyway.
 #[test]
 fn carto_api_token_is_used_without_a_prompt_before_any_stored_login() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     let token = fake.mint_token(&ana(), 3600);
@@ -92,12 +129,7 @@ fn carto_api_token_is_used_without_a_prompt_before_any_stored_login() {
         let mut env = support::paste_flow_env(&fake);
         env.push(("CARTO_API_TOKEN".into(), token.clone()));
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        let mut child = ChildSession::new(spawn_child(
-            "carto_api_token_is_used_without_a_prompt_before_any_stored_login",
-            scenario,
-            home.path(),
-            &env,
-        ));
+        let mut child = test.session(scenario, home.path(), &env);
         child.close_stdin();
         child.result(Duration::from_secs(30))
     };
@@ -141,4 +173,18 @@ fn the_process_wide_crypto_provider_is_left_to_the_host_program() {
         .expect("the host program installs its provider");
     // And the crate goes on working beside it.
     assert!(auth.get_carto_dw_credentials().is_ok());
+}
+
+/// A child set-up that names no test of this binary (here: a helper's
+/// name, not the test's) fails at once and says why, where its child would
+/// have run nothing and the test waited out its timeouts.
+#[test]
+#[should_panic(
+    expected = "this test binary has no test \"a_child_of_no_test_fails_at_once::not_a_test\""
+)]
+fn a_child_of_no_test_fails_at_once() {
+    fn not_a_test() {
+        let _test = support::child_test!(child_main);
+    }
+    not_a_test();
 }

@@ -12,10 +12,12 @@ use std::net::{Ipv6Addr, TcpListener};
 use std::time::Duration;
 
 use carto_auth::{CartoAuth, Error, Flow};
-use support::{ChildSession, FakeCarto, IssParam, child_scenario, spawn_child};
+use support::{FakeCarto, IssParam, child_scenario};
 
 /// Whether both loopback addresses' port is free (IPv6 where there is one).
 fn bindable(port: u16) -> bool {
+    // Said by the test, not here: this runs in the child, whose stderr
+    // the test reads and does not show.
     let v6 = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok();
     TcpListener::bind(("127.0.0.1", port)).is_ok()
         && (!v6 || TcpListener::bind((Ipv6Addr::LOCALHOST, port)).is_ok())
@@ -94,18 +96,10 @@ fn cancel() {
 
 #[test]
 fn the_callback_port_is_free_the_moment_a_login_ends() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
+    support::has_ipv6_loopback("lifecycle: the callback port is free again on [::1]");
     let fake = FakeCarto::start();
-    let home = tempfile::tempdir().unwrap();
-    let (browser, opened) = support::recording_browser(home.path());
-    let mut child = ChildSession::new(spawn_child(
-        "the_callback_port_is_free_the_moment_a_login_ends",
-        "lifecycle",
-        home.path(),
-        &support::local_flow_env(&fake, home.path(), &browser),
-    ));
+    let (_home, mut child, opened) = test.local_flow(&fake, "lifecycle", &[]);
     let flow = child.wait_line(Duration::from_secs(30), |l| l.starts_with("FLOW"));
     assert_eq!(flow, "FLOW LocalCallback bound=true");
     // The browser signs in and comes back to the callback.
@@ -130,18 +124,11 @@ fn the_callback_port_is_free_the_moment_a_login_ends() {
 
 #[test]
 fn a_cancelled_login_neither_blocks_the_exit_nor_swallows_the_next_answer() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     let env = support::paste_flow_env(&fake);
-    let mut child = ChildSession::new(spawn_child(
-        "a_cancelled_login_neither_blocks_the_exit_nor_swallows_the_next_answer",
-        "cancel",
-        home.path(),
-        &env,
-    ));
+    let mut child = test.session("cancel", home.path(), &env);
     // stdin stays open: a thread left reading it must not keep the runtime.
     assert_eq!(
         child.wait_line(Duration::from_secs(30), |l| l.starts_with("CANCELLED")),
@@ -171,9 +158,7 @@ fn a_cancelled_login_neither_blocks_the_exit_nor_swallows_the_next_answer() {
 
 #[test]
 fn open_browser_true_forces_the_local_flow_where_the_guess_says_remote() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     let (browser, _) = support::recording_browser(home.path());
@@ -181,12 +166,7 @@ fn open_browser_true_forces_the_local_flow_where_the_guess_says_remote() {
     env.push(("BROWSER".into(), browser.display().to_string()));
     env.push(("SSH_CONNECTION".into(), "10.0.0.1 5000 10.0.0.2 22".into()));
     env.push(("CODESPACES".into(), "true".into()));
-    let mut child = ChildSession::new(spawn_child(
-        "open_browser_true_forces_the_local_flow_where_the_guess_says_remote",
-        "forced-local",
-        home.path(),
-        &env,
-    ));
+    let mut child = test.session("forced-local", home.path(), &env);
     let (result, _) = child.result(Duration::from_secs(30));
     assert_eq!(result, "LocalCallback");
 }

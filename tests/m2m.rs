@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use carto_auth::{CartoAuth, Error, Service};
+use carto_auth::{CartoAuth, Error, Service, TokenSource};
 use support::{FakeCarto, M2M_ID, M2M_SECRET};
 
 fn login(
@@ -76,19 +76,8 @@ fn cache_is_written_privately_and_reused_without_a_request() {
 
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            std::fs::metadata(cache.parent().unwrap())
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o700
-        );
+        assert_eq!(support::file_mode(&cache), 0o600);
+        assert_eq!(support::file_mode(cache.parent().unwrap()), 0o700);
     }
     // No temporary file is left behind.
     let names: Vec<_> = std::fs::read_dir(cache.parent().unwrap())
@@ -501,5 +490,69 @@ fn debug_and_display_never_show_the_token() {
     assert!(
         shown.contains("M2M session") && shown.contains(&auth.masked_token()),
         "{shown}"
+    );
+}
+
+/// A credentials file whose `api_base_url` is not https is refused before
+/// the secret is sent anywhere, naming the file, the key and the fix.
+#[test]
+fn an_api_base_url_that_is_not_https_is_refused_before_any_request() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds.json");
+    for url in [
+        "gcp-us-east1.api.carto.com",
+        "http://gcp-us-east1.api.carto.com",
+    ] {
+        std::fs::write(
+            &creds,
+            format!(
+                r#"{{"api_base_url": "{url}", "client_id": "{M2M_ID}", "client_secret": "{M2M_SECRET}"}}"#
+            ),
+        )
+        .unwrap();
+        let err = CartoAuth::m2m(&creds)
+            .use_cache(false)
+            .endpoints(fake.endpoints())
+            .login()
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidApiBaseUrl { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("{} (key \"api_base_url\")", creds.display()))
+                && msg.ends_with("Write it as https://gcp-us-east1.api.carto.com"),
+            "{msg}"
+        );
+    }
+    assert!(fake.requests("/oauth/token").is_empty());
+}
+
+/// `.timeout(Duration::MAX)` means no deadline: the login, the cache lock
+/// (which waits a little longer than a request) and later requests work.
+#[test]
+fn the_largest_timeout_means_no_deadline() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = fake.m2m_credentials_file(dir.path());
+    let cache = dir.path().join("token_m2m.json");
+    let login = || {
+        CartoAuth::m2m(&creds)
+            .cache_filepath(&cache)
+            .endpoints(fake.endpoints())
+            .timeout(Duration::MAX)
+            .login()
+            .unwrap()
+    };
+    let first = login();
+    assert_eq!(first.token_source(), TokenSource::SignIn);
+    let second = login();
+    assert_eq!(second.token_source(), TokenSource::Cache(cache.clone()));
+    assert_eq!(
+        second.get_access_token().unwrap(),
+        first.get_access_token().unwrap()
+    );
+    assert_eq!(
+        first.get_carto_dw_credentials().unwrap().0,
+        "carto-dw-ac-fake"
     );
 }

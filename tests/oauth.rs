@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use carto_auth::{CartoAuth, Error, Flow, LoginInstructions, Prompt, Service};
-use support::{ChildSession, FakeCarto, Fault, child_scenario, spawn_child};
+use carto_auth::{CartoAuth, Error, Flow, LoginInstructions, Prompt, Service, TokenSource};
+use support::{FakeCarto, Fault};
 
 /// A user at a browser elsewhere: opens the URL shown, signs in, pastes what
 /// `answer` makes of the page CARTO sent them to.
@@ -326,6 +326,13 @@ fn discovery_errors_keep_the_token_and_say_what_failed() {
             Fault::Status(500, String::new()),
             "HTTP 500",
         ),
+        // A token is never sent in clear to what discovery names.
+        (
+            "/config.yaml",
+            Fault::Json("apis:\n  baseUrl: http://gcp.example/\n".into()),
+            "(apis.baseUrl) is not usable (\"http://gcp.example/\"): http:// would send the \
+             access token unencrypted",
+        ),
     ];
     for (path, fault, expect) in cases {
         let fake = FakeCarto::start();
@@ -392,6 +399,167 @@ fn a_cache_without_api_base_url_or_expired_means_a_new_login() {
             auth.get_access_token().unwrap().as_str()
         );
     }
+}
+
+/// A cache file whose API base URL is not https (no scheme, or plain http
+/// to another machine) counts as no cache, with the reason said: its token
+/// is never sent there.
+#[test]
+fn a_cache_whose_api_base_url_is_not_https_counts_as_no_cache() {
+    for url in [
+        "gcp-us-east1.api.carto.com",
+        "http://gcp-us-east1.api.carto.com",
+    ] {
+        let fake = FakeCarto::start();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("token_oauth.json");
+        std::fs::write(
+            &cache,
+            format!(
+                r#"{{"api_base_url": "{url}", "access_token": "cached-token", "expiration": 99999999999}}"#
+            ),
+        )
+        .unwrap();
+        let player = Player::pasting_url(&fake);
+        let auth = paste_login(&fake, &player, &cache).login().unwrap();
+        assert_eq!(player.times_shown(), 1, "{url}");
+        assert_ne!(auth.get_access_token().unwrap(), "cached-token");
+        assert_eq!(auth.get_api_base_url(), Some(fake.api_base_url().as_str()));
+        let notices = player.notices.lock().unwrap();
+        assert!(
+            notices
+                .iter()
+                .any(|n| n.contains("ignoring the token cache")
+                    && n.contains("its api_base_url is not an https:// URL")),
+            "{url}: {notices:?}"
+        );
+        assert_eq!(
+            support::read_json(&cache)["api_base_url"],
+            fake.api_base_url()
+        );
+    }
+}
+
+/// `.api_base_url(..)` that is not https is refused before anything is
+/// asked or sent, by every verb, saying how to write it.
+#[test]
+fn an_api_base_url_option_that_is_not_https_is_refused_before_signing_in() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("token_oauth.json");
+    let player = Player::new(&fake, |_| panic!("must not ask"));
+    for (url, fix) in [
+        (
+            "gcp-us-east1.api.carto.com",
+            "https://gcp-us-east1.api.carto.com",
+        ),
+        (
+            "http://gcp-us-east1.api.carto.com/",
+            "https://gcp-us-east1.api.carto.com",
+        ),
+    ] {
+        let builder = || paste_login(&fake, &player, &cache).api_base_url(url);
+        let errors = [
+            builder().existing_session().map(|_| ()).unwrap_err(),
+            builder().begin().map(|_| ()).unwrap_err(),
+            builder().login().map(|_| ()).unwrap_err(),
+        ];
+        for err in errors {
+            assert!(matches!(err, Error::InvalidApiBaseUrl { .. }), "{err:?}");
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with("the API base URL given to .api_base_url(..)")
+                    && msg.ends_with(&format!("Write it as {fix}")),
+                "{msg}"
+            );
+        }
+    }
+    assert_eq!(player.times_shown(), 0);
+    assert!(fake.requests("/oauth/token").is_empty() && !cache.exists());
+}
+
+/// `existing_session` answers what `login` would do, with the login's own
+/// code: the cached session when it fits every option, `None` when the
+/// login would sign in. It never asks anything.
+#[test]
+fn existing_session_answers_as_the_login_would() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("token_oauth.json");
+    let token = fake.mint_token(&support::jwt::Subject::user(support::USER_ANA), 3600);
+    fake.write_python_cache(&cache, &token);
+    let player = Player::new(&fake, |_| panic!("must not ask"));
+    let builder = || paste_login(&fake, &player, &cache);
+
+    let found = builder()
+        .existing_session()
+        .unwrap()
+        .expect("a cached session");
+    assert_eq!(found.token_source(), TokenSource::Cache(cache.clone()));
+    assert_eq!(found.get_access_token().unwrap(), token);
+    assert_eq!(found.get_api_base_url(), Some(fake.api_base_url().as_str()));
+    let same = builder().api_base_url(format!("{}/", fake.api_base_url()));
+    assert!(same.existing_session().unwrap().is_some());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let from_async = runtime.block_on(builder().existing_session_async());
+    assert_eq!(
+        from_async.unwrap().unwrap().get_access_token().unwrap(),
+        token
+    );
+
+    // Each option the cached token does not fit: the login would sign in.
+    for (why, other) in [
+        ("an organization", builder().org("acme")),
+        (
+            "another API",
+            builder().api_base_url("https://gcp-eu.api.example"),
+        ),
+        ("force_login", builder().force_login(true)),
+        ("use_cache(false)", builder().use_cache(false)),
+    ] {
+        assert!(other.existing_session().unwrap().is_none(), "{why}");
+    }
+    std::fs::write(
+        &cache,
+        format!(
+            r#"{{"api_base_url": "{}", "access_token": "t", "expiration": 1000}}"#,
+            fake.api_base_url()
+        ),
+    )
+    .unwrap();
+    assert!(builder().existing_session().unwrap().is_none(), "expired");
+    assert_eq!(player.times_shown(), 0);
+    assert!(fake.requests("/oauth/token").is_empty());
+}
+
+/// The largest durations mean no deadline: a login, its cache lock and its
+/// requests work, never an overflow.
+#[test]
+fn the_largest_durations_mean_no_deadline() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("token_oauth.json");
+    let player = Player::pasting_url(&fake);
+    let builder = || {
+        paste_login(&fake, &player, &cache)
+            .timeout(Duration::MAX)
+            .login_timeout(Duration::MAX)
+    };
+    let auth = builder().login().unwrap();
+    assert_eq!(auth.get_api_base_url(), Some(fake.api_base_url().as_str()));
+    assert_eq!(
+        auth.get_carto_dw_credentials().unwrap().0,
+        "carto-dw-ac-fake"
+    );
+    let again = builder().login().unwrap();
+    assert_eq!(again.token_source(), TokenSource::Cache(cache.clone()));
+    let pending = builder().force_login(true).begin().unwrap();
+    let landed = fake.authorize(pending.authorize_url());
+    let renewed = pending.complete(&landed).unwrap();
+    assert!(fake.accepts(&renewed.get_access_token().unwrap()));
 }
 
 #[test]
@@ -586,8 +754,10 @@ fn the_blocking_login_works_inside_a_tokio_runtime() {
 
 fn child_login() {
     let mut builder = CartoAuth::oauth();
-    if let Ok(ms) = std::env::var("CARTO_TEST_LOGIN_TIMEOUT_MS") {
-        builder = builder.login_timeout(Duration::from_millis(ms.parse().unwrap()));
+    match std::env::var("CARTO_TEST_LOGIN_TIMEOUT_MS").as_deref() {
+        Ok("max") => builder = builder.login_timeout(Duration::MAX).timeout(Duration::MAX),
+        Ok(ms) => builder = builder.login_timeout(Duration::from_millis(ms.parse().unwrap())),
+        Err(_) => {}
     }
     match builder.login() {
         // A leading newline: libtest has printed "test name ... " unterminated.
@@ -602,18 +772,9 @@ fn child_login() {
 
 #[test]
 fn local_flow_through_browser_and_callback_ignoring_strays() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
-    let home = tempfile::tempdir().unwrap();
-    let (browser, opened) = support::recording_browser(home.path());
-    let mut child = ChildSession::new(spawn_child(
-        "local_flow_through_browser_and_callback_ignoring_strays",
-        "login",
-        home.path(),
-        &support::local_flow_env(&fake, home.path(), &browser),
-    ));
+    let (home, mut child, opened) = test.local_flow(&fake, "login", &[]);
     let url = support::wait_for_file(&opened, Duration::from_secs(20));
     assert!(
         url.starts_with(&format!("{}/authorize?", fake.base)),
@@ -675,36 +836,16 @@ fn local_flow_through_browser_and_callback_ignoring_strays() {
     assert_ne!(token_requests[0].form_value("code"), Some("forged"));
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            std::fs::metadata(cache.parent().unwrap())
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o700
-        );
+        assert_eq!(support::file_mode(&cache), 0o600);
+        assert_eq!(support::file_mode(cache.parent().unwrap()), 0o700);
     }
 }
 
 #[test]
 fn an_error_on_the_callback_fails_the_login_and_shows_the_error_page() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
-    let home = tempfile::tempdir().unwrap();
-    let (browser, opened) = support::recording_browser(home.path());
-    let mut child = ChildSession::new(spawn_child(
-        "an_error_on_the_callback_fails_the_login_and_shows_the_error_page",
-        "login",
-        home.path(),
-        &support::local_flow_env(&fake, home.path(), &browser),
-    ));
+    let (_home, mut child, opened) = test.local_flow(&fake, "login", &[]);
     let url = support::wait_for_file(&opened, Duration::from_secs(20));
     let state = support::query_param(&url, "state").unwrap();
     let (status, headers, _) = support::http_get(&format!(
@@ -725,20 +866,10 @@ fn an_error_on_the_callback_fails_the_login_and_shows_the_error_page() {
 
 #[test]
 fn the_local_flow_gives_up_after_its_timeout() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
-    let home = tempfile::tempdir().unwrap();
-    let (browser, _) = support::recording_browser(home.path());
-    let mut env = support::local_flow_env(&fake, home.path(), &browser);
-    env.push(("CARTO_TEST_LOGIN_TIMEOUT_MS".into(), "700".into()));
-    let mut child = ChildSession::new(spawn_child(
-        "the_local_flow_gives_up_after_its_timeout",
-        "login",
-        home.path(),
-        &env,
-    ));
+    let timeout = [("CARTO_TEST_LOGIN_TIMEOUT_MS".into(), "700".into())];
+    let (_home, mut child, _) = test.local_flow(&fake, "login", &timeout);
     let (result, _) = child.result(Duration::from_secs(20));
     assert!(
         result.starts_with(&format!(
@@ -750,22 +881,32 @@ fn the_local_flow_gives_up_after_its_timeout() {
     assert!(result.contains(".open_browser(false)"), "{result}");
 }
 
+/// The local flow with the largest login and request timeouts: no deadline,
+/// and the browser's return completes it.
+#[test]
+fn the_local_flow_takes_the_largest_timeouts() {
+    let test = support::child_test!(child_login);
+    let fake = FakeCarto::start();
+    let max = [("CARTO_TEST_LOGIN_TIMEOUT_MS".into(), "max".into())];
+    let (_home, mut child, opened) = test.local_flow(&fake, "login", &max);
+    let url = support::wait_for_file(&opened, Duration::from_secs(20));
+    let (status, _, _) = support::http_get(&fake.authorize(&url));
+    assert_eq!(status, 302);
+    let (result, stderr) = child.result(Duration::from_secs(20));
+    assert!(
+        result.starts_with(&format!("ok {}", fake.api_base_url())),
+        "{result} {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn a_taken_port_falls_back_to_pasting_through_stdin() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
     let port: u16 = url::Url::parse(&fake.redirect_uri).unwrap().port().unwrap();
     let _taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let (browser, opened) = support::recording_browser(home.path());
-    let mut child = ChildSession::new(spawn_child(
-        "a_taken_port_falls_back_to_pasting_through_stdin",
-        "login",
-        home.path(),
-        &support::local_flow_env(&fake, home.path(), &browser),
-    ));
+    let (_home, mut child, opened) = test.local_flow(&fake, "login", &[]);
     child.wait_line(Duration::from_secs(20), |l| {
         l.contains(&format!("port {port} cannot be used")) && l.contains("paste")
     });
@@ -791,20 +932,13 @@ fn a_taken_port_falls_back_to_pasting_through_stdin() {
 
 #[test]
 fn no_browser_to_open_falls_back_to_paste() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     let mut env = support::local_flow_env(&fake, home.path(), Path::new("/nonexistent/browser"));
     // Nothing to open a browser with: not $BROWSER, not xdg-open.
     env.push(("PATH".into(), home.path().display().to_string()));
-    let mut child = ChildSession::new(spawn_child(
-        "no_browser_to_open_falls_back_to_paste",
-        "login",
-        home.path(),
-        &env,
-    ));
+    let mut child = test.session("login", home.path(), &env);
     child.wait_line(Duration::from_secs(20), |l| {
         l.contains("no browser could be opened")
     });
@@ -818,21 +952,14 @@ fn no_browser_to_open_falls_back_to_paste() {
 
 #[test]
 fn a_remote_session_uses_paste_and_eof_on_stdin_is_a_clear_error() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     let (browser, opened) = support::recording_browser(home.path());
     let mut env = fake.env();
     env.push(("BROWSER".into(), browser.display().to_string()));
     env.push(("JUPYTERHUB_USER".into(), "ana".into()));
-    let mut child = ChildSession::new(spawn_child(
-        "a_remote_session_uses_paste_and_eof_on_stdin_is_a_clear_error",
-        "login",
-        home.path(),
-        &env,
-    ));
+    let mut child = test.session("login", home.path(), &env);
     child.wait_line(Duration::from_secs(20), |l| {
         l.contains("No browser can be opened here (JupyterHub)")
     });
@@ -859,18 +986,11 @@ fn a_remote_session_uses_paste_and_eof_on_stdin_is_a_clear_error() {
 /// answer, the right one, signs in with the same verifier.
 #[test]
 fn the_one_line_login_asks_again_after_a_slip() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     let env = support::paste_flow_env(&fake);
-    let mut child = ChildSession::new(spawn_child(
-        "the_one_line_login_asks_again_after_a_slip",
-        "login",
-        home.path(),
-        &env,
-    ));
+    let mut child = test.session("login", home.path(), &env);
     let url = child.wait_line(Duration::from_secs(20), |l| {
         l.starts_with(&format!("{}/authorize?", fake.base))
     });
@@ -907,9 +1027,7 @@ fn url_encode(s: &str) -> String {
 
 #[test]
 fn a_browser_script_that_follows_the_redirect_completes_the_login() {
-    if child_scenario().is_some() {
-        return child_login();
-    }
+    let test = support::child_test!(child_login);
     let fake = FakeCarto::start();
     let home = tempfile::tempdir().unwrap();
     // A browser in a few lines of shell: sign-in (CARTO's redirect), then
@@ -931,12 +1049,11 @@ fn a_browser_script_that_follows_the_redirect_completes_the_login() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let mut child = ChildSession::new(spawn_child(
-        "a_browser_script_that_follows_the_redirect_completes_the_login",
+    let mut child = test.session(
         "login",
         home.path(),
         &support::local_flow_env(&fake, home.path(), &script),
-    ));
+    );
     let (result, _) = child.result(Duration::from_secs(30));
     assert!(
         result.starts_with(&format!("ok {}", fake.api_base_url())),

@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use carto_auth::{CachedToken, CartoAuth, Error, LoginInstructions, Prompt, TokenSource};
 use serde_json::{Value, json};
 use support::{
-    FakeCarto, M2M_ID, M2M_ID_B, M2M_SECRET, M2M_SECRET_B, USER_ANA, USER_BEN, child_scenario,
-    finish_child, spawn_child,
+    ChildTest, FakeCarto, M2M_ID, M2M_ID_B, M2M_SECRET, M2M_SECRET_B, USER_ANA, USER_BEN,
+    child_scenario, finish_child,
 };
 
 /// UTC, then zones behind UTC, and ahead of it by whole and half hours.
@@ -63,14 +63,14 @@ fn is_link(path: &Path) -> bool {
 /// One time zone of one test: the fake, a home directory, and runs of
 /// either package under `TZ`.
 struct Zone<'a> {
-    test: &'static str,
+    test: &'a ChildTest,
     fake: &'a FakeCarto,
     tz: &'static str,
     home: tempfile::TempDir,
 }
 
 impl<'a> Zone<'a> {
-    fn new(test: &'static str, fake: &'a FakeCarto, tz: &'static str) -> Zone<'a> {
+    fn new(test: &'a ChildTest, fake: &'a FakeCarto, tz: &'static str) -> Zone<'a> {
         Zone {
             test,
             fake,
@@ -148,7 +148,7 @@ impl<'a> Zone<'a> {
         for (k, v) in vars {
             env.push((k.to_string(), v.clone()));
         }
-        let child = spawn_child(self.test, scenario, self.home.path(), &env);
+        let child = self.test.spawn(scenario, self.home.path(), &env);
         let (_, out, err) = finish_child(child, TIMEOUT);
         let result = out
             .lines()
@@ -331,13 +331,11 @@ fn session(cache: &Path) -> Value {
 /// time in `expiration`, Python there would call it expired and renew.
 #[test]
 fn python_reuses_a_good_token_rust_cached() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
     let fake = FakeCarto::start();
     fake.set_expires_in(2 * 3600);
     for tz in ZONES {
-        let z = Zone::new("python_reuses_a_good_token_rust_cached", &fake, tz);
+        let z = Zone::new(&test, &fake, tz);
         let creds = z.creds(M2M_ID, M2M_SECRET);
         for mode in ["m2m", "oauth"] {
             let cache = z.path(&format!("token_{mode}.json"));
@@ -375,16 +373,10 @@ fn python_reuses_a_good_token_rust_cached() {
 /// it would have handed it out.
 #[test]
 fn python_renews_a_token_rust_cached_within_the_margin() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
     let fake = FakeCarto::start();
     for tz in ZONES {
-        let z = Zone::new(
-            "python_renews_a_token_rust_cached_within_the_margin",
-            &fake,
-            tz,
-        );
+        let z = Zone::new(&test, &fake, tz);
         let creds = z.creds(M2M_ID, M2M_SECRET);
         for mode in ["m2m", "oauth"] {
             let cache = z.path(&format!("token_{mode}.json"));
@@ -421,12 +413,10 @@ fn python_renews_a_token_rust_cached_within_the_margin() {
 /// clock to the real one (5 h off in New York when read as Unix time).
 #[test]
 fn rust_reuses_a_good_token_python_cached() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
     let fake = FakeCarto::start();
     for tz in ZONES {
-        let z = Zone::new("rust_reuses_a_good_token_python_cached", &fake, tz);
+        let z = Zone::new(&test, &fake, tz);
         let creds = z.creds(M2M_ID, M2M_SECRET);
         for (mode, opaque) in [("m2m", false), ("oauth", false), ("oauth", true)] {
             let cache = z.path(&format!("token_{mode}_{opaque}.json"));
@@ -481,17 +471,11 @@ fn rust_reuses_a_good_token_python_cached() {
 /// that expires within our margin: Rust signs in again.
 #[test]
 fn rust_does_not_hand_out_a_dead_token_python_cached() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
     let fake = FakeCarto::start();
     fake.set_opaque_tokens(true);
     for tz in ZONES {
-        let z = Zone::new(
-            "rust_does_not_hand_out_a_dead_token_python_cached",
-            &fake,
-            tz,
-        );
+        let z = Zone::new(&test, &fake, tz);
         for (case, expires_in) in [("expired", -3600), ("margin", 30)] {
             let cache = z.path(&format!("token_oauth_{case}.json"));
             fake.set_expires_in(expires_in);
@@ -549,16 +533,10 @@ fn rust_does_not_hand_out_a_dead_token_python_cached() {
 /// application's own Python-written token without a request.
 #[test]
 fn two_m2m_applications_each_get_their_own_token_around_python() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
     let fake = FakeCarto::start();
     for tz in ZONES {
-        let z = Zone::new(
-            "two_m2m_applications_each_get_their_own_token_around_python",
-            &fake,
-            tz,
-        );
+        let z = Zone::new(&test, &fake, tz);
         let a = z.creds(M2M_ID, M2M_SECRET);
         let b = z.creds(M2M_ID_B, M2M_SECRET_B);
         let cache = z.path("token_m2m.json");
@@ -611,18 +589,15 @@ fn two_m2m_applications_each_get_their_own_token_around_python() {
 /// browser is Ana's again, renewal gives Ana's token.
 #[test]
 fn an_oauth_session_never_takes_another_accounts_token_from_python() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
-    let test = "an_oauth_session_never_takes_another_accounts_token_from_python";
+    let test = support::child_test!(child_main);
     let fake = FakeCarto::start();
     for tz in ZONES {
-        let z = Zone::new(test, &fake, tz);
+        let z = Zone::new(&test, &fake, tz);
         let cache = z.path("token_oauth.json");
         fake.sign_in_as(USER_ANA);
         fake.set_expires_in(30);
         let env = z.env(&cache);
-        let mut ana = support::ChildSession::new(spawn_child(test, "session", z.home.path(), &env));
+        let mut ana = test.session("session", z.home.path(), &env);
         let step = |ana: &mut support::ChildSession, n: usize| -> Value {
             if n > 0 {
                 ana.write_line("get");
@@ -686,12 +661,10 @@ fn an_oauth_session_never_takes_another_accounts_token_from_python() {
 #[cfg(unix)]
 #[test]
 fn a_symlinked_cache_is_shared_through_the_link() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
     let fake = FakeCarto::start();
     for tz in ZONES {
-        let z = Zone::new("a_symlinked_cache_is_shared_through_the_link", &fake, tz);
+        let z = Zone::new(&test, &fake, tz);
         let creds = z.creds(M2M_ID, M2M_SECRET);
         let dotfiles = z.path("dotfiles");
         std::fs::create_dir(&dotfiles).unwrap();

@@ -17,10 +17,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use carto_auth::{CartoAuth, Endpoints, LoginInstructions, Prompt};
-use support::{
-    ChildSession, FakeCarto, Fault, child_scenario, closed_port_url, spawn_child,
-    spawn_child_with_umask,
-};
+use support::{ChildSession, ChildTest, FakeCarto, Fault, child_scenario, closed_port_url};
 
 // ---- what the crate shows ----
 
@@ -330,16 +327,15 @@ fn fault_scenarios(fake: &FakeCarto, dir: &Path) {
         ]
     };
     let quick = Duration::from_millis(300);
-    for fault in faults(&format!(r#"{{"access_token":"{leak}"}}"#)) {
-        fake.fault("/oauth/token", fault);
-        show_result(
-            "m2m token",
-            CartoAuth::m2m(&creds)
-                .use_cache(false)
-                .endpoints(fake.endpoints())
-                .timeout(quick)
-                .login(),
-        );
+    let m2m_login = || {
+        CartoAuth::m2m(&creds)
+            .use_cache(false)
+            .endpoints(fake.endpoints())
+            .timeout(quick)
+            .login()
+    };
+    // A browser sign-in through the two-step API, to its completion.
+    let browser_login = || {
         let login = CartoAuth::oauth()
             .open_browser(false)
             .endpoints(fake.endpoints())
@@ -350,10 +346,12 @@ fn fault_scenarios(fake: &FakeCarto, dir: &Path) {
             })
             .begin()
             .unwrap();
-        show_result(
-            "code exchange",
-            login.complete(&fake.authorize(login.authorize_url())),
-        );
+        login.complete(&fake.authorize(login.authorize_url()))
+    };
+    for fault in faults(&format!(r#"{{"access_token":"{leak}"}}"#)) {
+        fake.fault("/oauth/token", fault);
+        show_result("m2m token", m2m_login());
+        show_result("code exchange", browser_login());
         fake.clear_faults();
     }
     for (path, missing) in [
@@ -364,28 +362,9 @@ fn fault_scenarios(fake: &FakeCarto, dir: &Path) {
         for fault in faults(missing) {
             fake.fault(path, fault);
             if path.starts_with("/api") {
-                let auth = CartoAuth::m2m(&creds)
-                    .use_cache(false)
-                    .endpoints(fake.endpoints())
-                    .timeout(quick)
-                    .login()
-                    .unwrap();
-                show_result("dw", auth.get_carto_dw_credentials());
+                show_result("dw", m2m_login().unwrap().get_carto_dw_credentials());
             } else {
-                let login = CartoAuth::oauth()
-                    .open_browser(false)
-                    .endpoints(fake.endpoints())
-                    .use_cache(false)
-                    .timeout(quick)
-                    .prompt(Recorder {
-                        fake_base: fake.base.clone(),
-                    })
-                    .begin()
-                    .unwrap();
-                show_result(
-                    "discovery",
-                    login.complete(&fake.authorize(login.authorize_url())),
-                );
+                show_result("discovery", browser_login());
             }
             fake.clear_faults();
         }
@@ -486,9 +465,7 @@ fn collect(mut child: ChildSession) -> String {
     result + "\n" + &text
 }
 
-const TEST: &str = "nothing_shown_printed_logged_or_returned_holds_a_secret";
-
-fn child_scenarios(fake: &FakeCarto, dir: &Path) {
+fn child_scenarios(test: &ChildTest, fake: &FakeCarto, dir: &Path) {
     let creds = fake.m2m_credentials_file(dir);
     let home = dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
@@ -497,17 +474,16 @@ fn child_scenarios(fake: &FakeCarto, dir: &Path) {
         dir,
         &[("CARTO_TEST_CREDS", creds.display().to_string())],
     );
-    let out = collect(ChildSession::new(spawn_child(TEST, "m2m", &home, &m2m)));
+    let out = collect(test.session("m2m", &home, &m2m));
     assert!(out.starts_with("ok "), "{out}");
     // Again, from the cache.
-    let out = collect(ChildSession::new(spawn_child(TEST, "m2m", &home, &m2m)));
+    let out = collect(test.session("m2m", &home, &m2m));
     assert!(out.starts_with("ok "), "{out}");
     // A wrong secret.
     let wrong = "child-wrong-secret-7Hd2";
     extra_secrets().lock().unwrap().push(wrong.into());
     let bad = creds_file(dir, &fake.api_base_url(), wrong);
-    let out = collect(ChildSession::new(spawn_child(
-        TEST,
+    let out = collect(test.session(
         "m2m",
         &dir.join("home-bad"),
         &child_env(
@@ -515,12 +491,12 @@ fn child_scenarios(fake: &FakeCarto, dir: &Path) {
             dir,
             &[("CARTO_TEST_CREDS", bad.display().to_string())],
         ),
-    )));
+    ));
     assert!(out.starts_with("err "), "{out}");
 
     // The paste flow through the terminal prompt.
     let paste = child_env(fake, dir, &[("CARTO_AUTH_OPEN_BROWSER", "0".into())]);
-    let mut child = ChildSession::new(spawn_child(TEST, "oauth", &dir.join("home-paste"), &paste));
+    let mut child = test.session("oauth", &dir.join("home-paste"), &paste);
     let url = child.wait_line(Duration::from_secs(30), |l| {
         l.starts_with(&format!("{}/authorize?", fake.base))
     });
@@ -537,7 +513,7 @@ fn child_scenarios(fake: &FakeCarto, dir: &Path) {
             ("BROWSER", browser.display().to_string()),
         ],
     );
-    let child = ChildSession::new(spawn_child(TEST, "oauth", &dir.join("home-local"), &local));
+    let child = test.session("oauth", &dir.join("home-local"), &local);
     let url = support::wait_for_file(&opened, Duration::from_secs(30));
     let (status, _, body) = support::http_get(&fake.authorize(&url));
     assert_eq!(status, 302);
@@ -547,16 +523,14 @@ fn child_scenarios(fake: &FakeCarto, dir: &Path) {
 
 #[test]
 fn nothing_shown_printed_logged_or_returned_holds_a_secret() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
     capture_logs(false);
     let fake = FakeCarto::start();
     let dir = tempfile::tempdir().unwrap();
     m2m_scenarios(&fake, dir.path());
     oauth_scenarios(&fake, dir.path());
     fault_scenarios(&fake, dir.path());
-    child_scenarios(&fake, dir.path());
+    child_scenarios(&test, &fake, dir.path());
 
     let mut secrets = fake.secrets();
     secrets.extend(extra_secrets().lock().unwrap().iter().cloned());
@@ -602,22 +576,14 @@ fn nothing_shown_printed_logged_or_returned_holds_a_secret() {
 
 // ---- permissions ----
 
-fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
 #[test]
 fn the_cache_is_private_even_under_umask_000() {
-    if child_scenario().is_some() {
-        return child_main();
-    }
+    let test = support::child_test!(child_main);
     let fake = FakeCarto::start();
     let dir = tempfile::tempdir().unwrap();
     let creds = fake.m2m_credentials_file(dir.path());
     let home = dir.path().join("home");
     std::fs::create_dir(&home).unwrap();
-    let name = "the_cache_is_private_even_under_umask_000";
 
     // The default cache: ~/.carto-auth is made by the crate.
     let env = child_env(
@@ -625,13 +591,16 @@ fn the_cache_is_private_even_under_umask_000() {
         dir.path(),
         &[("CARTO_TEST_CREDS", creds.display().to_string())],
     );
-    let (result, _) = ChildSession::new(spawn_child_with_umask("000", name, "m2m", &home, &env))
+    let (result, _) = ChildSession::new(test.spawn_with_umask("000", "m2m", &home, &env))
         .result(Duration::from_secs(30));
     assert!(result.starts_with("ok "), "{result}");
     let default = home.join(".carto-auth");
-    assert_eq!(mode(&default), 0o700);
-    assert_eq!(mode(&default.join("token_m2m.json")), 0o600);
-    assert_eq!(mode(&default.join("token_m2m.json.lock")), 0o600);
+    assert_eq!(support::file_mode(&default), 0o700);
+    assert_eq!(support::file_mode(&default.join("token_m2m.json")), 0o600);
+    assert_eq!(
+        support::file_mode(&default.join("token_m2m.json.lock")),
+        0o600
+    );
 
     // A cache file the caller names, in directories that do not exist yet.
     let named = dir.path().join("a").join("b").join("token.json");
@@ -643,12 +612,12 @@ fn the_cache_is_private_even_under_umask_000() {
             ("CARTO_TEST_CACHE", named.display().to_string()),
         ],
     );
-    let (result, _) = ChildSession::new(spawn_child_with_umask("000", name, "m2m", &home, &env))
+    let (result, _) = ChildSession::new(test.spawn_with_umask("000", "m2m", &home, &env))
         .result(Duration::from_secs(30));
     assert!(result.starts_with("ok "), "{result}");
-    assert_eq!(mode(&named), 0o600);
-    assert_eq!(mode(named.parent().unwrap()), 0o700);
-    assert_eq!(mode(&dir.path().join("a")), 0o700);
+    assert_eq!(support::file_mode(&named), 0o600);
+    assert_eq!(support::file_mode(named.parent().unwrap()), 0o700);
+    assert_eq!(support::file_mode(&dir.path().join("a")), 0o700);
 
     // Files left world-readable (by the Python package, say) are tightened on
     // the next write, and so is ~/.carto-auth itself.
@@ -670,9 +639,8 @@ fn the_cache_is_private_even_under_umask_000() {
         if let Some(c) = cache {
             extra.push(("CARTO_TEST_CACHE", c.display().to_string()));
         }
-        let (result, _) = ChildSession::new(spawn_child_with_umask(
+        let (result, _) = ChildSession::new(test.spawn_with_umask(
             "000",
-            name,
             "m2m",
             &home,
             &child_env(&fake, dir.path(), &extra),
@@ -680,9 +648,9 @@ fn the_cache_is_private_even_under_umask_000() {
         .result(Duration::from_secs(30));
         assert!(result.starts_with("ok "), "{result}");
     }
-    assert_eq!(mode(&named), 0o600);
-    assert_eq!(mode(&default.join("token_m2m.json")), 0o600);
-    assert_eq!(mode(&default), 0o700);
+    assert_eq!(support::file_mode(&named), 0o600);
+    assert_eq!(support::file_mode(&default.join("token_m2m.json")), 0o600);
+    assert_eq!(support::file_mode(&default), 0o700);
     assert_eq!(
         fake.requests("/oauth/token").len(),
         4,

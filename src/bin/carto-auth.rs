@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use carto_auth::{CachedToken, CartoAuth, Error, Mode};
+use carto_auth::{CachedToken, CartoAuth, Error, Mode, TokenSource};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
@@ -179,31 +179,9 @@ fn env_token() -> Option<String> {
 }
 
 impl LoginArgs {
-    fn mode(&self) -> Mode {
-        if self.m2m.is_some() {
-            Mode::M2m
-        } else {
-            Mode::OAuth
-        }
-    }
-
-    fn cache_path(&self) -> Option<PathBuf> {
-        if self.no_cache {
-            return None;
-        }
-        self.cache_file
-            .clone()
-            .or_else(|| CachedToken::default_path(self.mode()))
-    }
-
-    fn cached_is_usable(&self) -> bool {
-        self.cache_path()
-            .and_then(|p| CachedToken::read(p).ok().flatten())
-            .is_some_and(|t| t.is_usable())
-    }
-
     /// Logs in. `interactive: false` refuses to start a sign-in (for `token`
-    /// and friends without a terminal, where nobody could answer).
+    /// and friends without a terminal, where nobody could answer): the
+    /// library says whether its login would need one, this never guesses.
     fn login(&self, interactive: bool, force: bool) -> Result<CartoAuth, Failure> {
         if let Some(file) = &self.m2m {
             let mut builder = CartoAuth::m2m(file).use_cache(!self.no_cache);
@@ -212,15 +190,21 @@ impl LoginArgs {
             }
             return Ok(builder.login()?);
         }
-        let from_env = !force && env_token().is_some();
-        if !interactive && !from_env && (force || !self.cached_is_usable()) {
-            return Err(Failure::Error(
-                "not logged in (no valid cached token, no CARTO_API_TOKEN) and no terminal to \
-                 sign in from; run `carto-auth login` first, set CARTO_API_TOKEN, or use --m2m \
-                 FILE in automated jobs"
-                    .into(),
-            ));
+        let builder = self.oauth(force);
+        if interactive {
+            return Ok(builder.login()?);
         }
+        builder.existing_session()?.ok_or_else(|| {
+            Failure::Error(
+                "not logged in (no cached token fits these options, no CARTO_API_TOKEN) and no \
+                 terminal to sign in from; run `carto-auth login` with the same options first, \
+                 set CARTO_API_TOKEN, or use --m2m FILE in automated jobs"
+                    .into(),
+            )
+        })
+    }
+
+    fn oauth(&self, force: bool) -> carto_auth::OAuthBuilder {
         let mut builder = CartoAuth::oauth()
             .use_cache(!self.no_cache)
             .force_login(force);
@@ -239,7 +223,7 @@ impl LoginArgs {
         if let Some(url) = &self.api_base_url {
             builder = builder.api_base_url(url);
         }
-        Ok(builder.login()?)
+        builder
     }
 }
 
@@ -259,21 +243,20 @@ fn run(command: Command) -> Result<(), Failure> {
     let terminal = std::io::stdin().is_terminal();
     match command {
         Command::Login { login, force } => {
-            let from_env = !force && login.mode() == Mode::OAuth && env_token().is_some();
-            let was_cached = !force && login.mode() == Mode::OAuth && login.cached_is_usable();
             let auth = login.login(true, force)?;
-            match (auth.mode(), from_env, was_cached) {
-                (_, true, _) => out(format!(
+            // Where the token came from is the login's own answer.
+            match (auth.mode(), auth.token_source()) {
+                (_, TokenSource::Environment) => out(format!(
                     "{API_TOKEN_VAR} is set, so nothing needs logging in: {}. Unset it to use \
                      the cached login, or use --force to sign in anyway.",
                     auth.summary()
                 ))?,
-                (Mode::OAuth, false, true) => out(format!(
+                (Mode::OAuth, TokenSource::Cache(_)) => out(format!(
                     "Already logged in: {}. Use --force to sign in again.",
                     auth.summary()
                 ))?,
                 // An interactive login has just printed its own confirmation.
-                (Mode::OAuth, false, false) => {}
+                (Mode::OAuth, _) => {}
                 _ => out(format!("Logged in: {}", auth.summary()))?,
             }
         }
@@ -375,10 +358,16 @@ impl Failure {
 fn status(json: bool, cache_file: Option<PathBuf>) -> Result<(), Failure> {
     let mut entries = Vec::new();
     if let Some(token) = env_token().filter(|_| cache_file.is_none()) {
-        let auth = CartoAuth::from_token(
-            token,
-            std::env::var("CARTO_API_BASE_URL").unwrap_or_default(),
-        );
+        let url = std::env::var("CARTO_API_BASE_URL").unwrap_or_default();
+        let auth = CartoAuth::from_token(token, url.clone());
+        // Set but refused (not https): say so rather than "unknown".
+        let url_problem =
+            (auth.get_api_base_url().is_none() && !url.trim().is_empty()).then(|| {
+                format!(
+                    "CARTO_API_BASE_URL is not usable ({url:?}): write it as an https:// URL \
+                 (http:// only on this machine)"
+                )
+            });
         entries.push(json!({
             "mode": "token",
             "source": "environment",
@@ -388,6 +377,7 @@ fn status(json: bool, cache_file: Option<PathBuf>) -> Result<(), Failure> {
             "expires": auth.describe_expiry(),
             "token": auth.masked_token(),
             "subject": auth.subject(),
+            "problem": url_problem,
         }));
     }
     let files: Vec<(Option<Mode>, PathBuf)> = match cache_file {
@@ -427,7 +417,11 @@ fn status(json: bool, cache_file: Option<PathBuf>) -> Result<(), Failure> {
             out(format!(
                 "token {API_TOKEN_VAR} (used before any cached login)"
             ))?;
-            url_and_token("(unknown: set CARTO_API_BASE_URL)")?;
+            url_and_token(
+                e["problem"]
+                    .as_str()
+                    .unwrap_or("(unknown: set CARTO_API_BASE_URL)"),
+            )?;
             continue;
         }
         out(format!("{:<5} {}", text("mode"), text("cache_file")))?;

@@ -46,9 +46,10 @@ impl CachedToken {
     pub fn read(path: impl AsRef<Path>) -> crate::Result<Option<CachedToken>> {
         let path = path.as_ref();
         let cache = TokenCache::at(path.to_path_buf());
-        let cache_error = |reason: String| crate::Error::Cache {
+        let cache_error = |reason: String, source| crate::Error::Cache {
             path: path.to_path_buf(),
             reason,
+            source,
         };
         match cache.read_blocking() {
             Read::Missing => Ok(None),
@@ -56,8 +57,8 @@ impl CachedToken {
                 path: path.to_path_buf(),
                 entry: *entry,
             })),
-            Read::Broken(why) => Err(cache_error(why.to_string())),
-            Read::Unreadable(e) => Err(cache_error(e.to_string())),
+            Read::Broken(why) => Err(cache_error(why.to_string(), None)),
+            Read::Unreadable(e) => Err(cache_error(e.to_string(), Some(e))),
         }
     }
 
@@ -74,6 +75,7 @@ impl CachedToken {
         cache.remove().map_err(|e| crate::Error::Cache {
             path: cache.path.clone(),
             reason: e.to_string(),
+            source: Some(e),
         })
     }
 
@@ -84,7 +86,7 @@ impl CachedToken {
 
     /// The API base URL recorded with the token.
     pub fn api_base_url(&self) -> Option<&str> {
-        self.entry.api_base_url.as_deref()
+        self.entry.api_base_url.as_ref().map(|u| u.as_str())
     }
 
     /// The M2M client that made it: the token's `azp` claim, or what this

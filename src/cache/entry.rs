@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 use tz::TimeZone;
 
+use crate::api_base_url::ApiBaseUrl;
 use crate::clock::{EXPIRY_MARGIN_SECS, from_python, json_seconds, to_python};
 use crate::secret::AccessToken;
 use crate::token::Token;
@@ -20,7 +21,7 @@ const ORG: &str = "org";
 /// A cached session as stored on disk.
 #[derive(Debug, Clone)]
 pub(crate) struct CacheEntry {
-    pub(crate) api_base_url: Option<String>,
+    pub(crate) api_base_url: Option<ApiBaseUrl>,
     /// Its expiration is real Unix time, whoever wrote the file.
     pub(crate) token: Token,
     /// Ours only: the M2M client that made the token.
@@ -33,7 +34,7 @@ pub(crate) struct CacheEntry {
 
 impl CacheEntry {
     /// An entry for a token this crate just obtained.
-    pub(crate) fn new(api_base_url: Option<String>, token: Token) -> CacheEntry {
+    pub(crate) fn new(api_base_url: Option<ApiBaseUrl>, token: Token) -> CacheEntry {
         CacheEntry {
             api_base_url,
             token,
@@ -51,7 +52,7 @@ impl CacheEntry {
     /// Usable by a plain login at `now`: has an API base URL and is fresh
     /// (the Python package's rule, plus our margin).
     pub(crate) fn usable_at(&self, now: i64) -> bool {
-        self.api_base_url.as_deref().is_some_and(|u| !u.is_empty()) && self.is_fresh_at(now)
+        self.api_base_url.is_some() && self.is_fresh_at(now)
     }
 
     /// The file's JSON: the Python package's three keys, with `expiration`
@@ -61,7 +62,9 @@ impl CacheEntry {
         let mut map = Map::new();
         map.insert(
             "api_base_url".into(),
-            self.api_base_url.clone().map_or(Value::Null, Value::String),
+            self.api_base_url
+                .as_ref()
+                .map_or(Value::Null, |u| Value::String(u.to_string())),
         );
         map.insert(
             "access_token".into(),
@@ -104,8 +107,12 @@ pub(crate) fn parse_entry(
         return Err("it lacks api_base_url, access_token or expiration");
     };
     let api_base_url = match url {
-        Value::String(s) if s.is_empty() => None,
-        Value::String(s) => Some(s.clone()),
+        Value::String(s) if s.trim().is_empty() => None,
+        // A token is never sent where the file says unless it is https (or
+        // this machine): any other address means no cache at all.
+        Value::String(s) => Some(ApiBaseUrl::check(s).map_err(
+            |_| "its api_base_url is not an https:// URL (plain http:// is for this machine only)",
+        )?),
         Value::Null => None,
         _ => return Err("its api_base_url is not a string"),
     };
@@ -158,7 +165,7 @@ mod tests {
             real + 5 * 3600
         );
         let e = parse_entry(&text, || ny.clone()).unwrap();
-        assert_eq!(e.api_base_url.as_deref(), Some("https://x"));
+        assert_eq!(e.api_base_url.unwrap().as_str(), "https://x");
         assert_eq!(e.token.access_token.secret(), "t");
         assert_eq!(e.token.expiration, real);
         assert!(e.python_written);
@@ -203,18 +210,31 @@ mod tests {
             ("", "empty"),
             ("{\"api_base_url\": \"x\", \"access", "not valid JSON"),
             ("[1]", "not a JSON object"),
-            (r#"{"api_base_url": "x", "access_token": "t"}"#, "lacks"),
+            (
+                r#"{"api_base_url": "https://x", "access_token": "t"}"#,
+                "lacks",
+            ),
             (
                 r#"{"api_base_url": 3, "access_token": "t", "expiration": 1}"#,
                 "api_base_url",
             ),
             (
-                r#"{"api_base_url": "x", "access_token": "", "expiration": 1}"#,
+                r#"{"api_base_url": "https://x", "access_token": "", "expiration": 1}"#,
                 "access_token",
             ),
             (
-                r#"{"api_base_url": "x", "access_token": "t", "expiration": "soon"}"#,
+                r#"{"api_base_url": "https://x", "access_token": "t", "expiration": "soon"}"#,
                 "expiration",
+            ),
+            // Bearer tokens never go to a URL the file could not be trusted
+            // with: such a file is no cache.
+            (
+                r#"{"api_base_url": "gcp-us-east1.api.carto.com", "access_token": "t", "expiration": 99999999999}"#,
+                "not an https:// URL",
+            ),
+            (
+                r#"{"api_base_url": "http://gcp-us-east1.api.carto.com", "access_token": "t", "expiration": 99999999999}"#,
+                "not an https:// URL",
             ),
         ] {
             let err = parse_entry(text, utc).unwrap_err();
@@ -239,7 +259,7 @@ mod proptests {
     fn fuzz_seeds_and_findings_stay_fixed() {
         let exp = |e: &str| {
             parse(&format!(
-                r#"{{"api_base_url": "x", "access_token": "t", "expiration": {e}}}"#
+                r#"{{"api_base_url": "https://x", "access_token": "t", "expiration": {e}}}"#
             ))
             .map(|e| e.token.expiration)
         };
@@ -249,7 +269,7 @@ mod proptests {
         assert!(exp("-1e400").is_err());
         assert!(exp("1e99999").is_err());
         let max = parse(
-            r#"{"api_base_url": "x", "access_token": "t", "expiration": 18446744073709551615}"#,
+            r#"{"api_base_url": "https://x", "access_token": "t", "expiration": 18446744073709551615}"#,
         )
         .unwrap();
         assert_eq!(
@@ -270,7 +290,7 @@ mod proptests {
             assert!(parse(text).is_err(), "{text:?}");
         }
         let dup = parse(
-            r#"{"api_base_url": "x", "access_token": "a", "access_token": "b", "expiration": 1}"#,
+            r#"{"api_base_url": "https://x", "access_token": "a", "access_token": "b", "expiration": 1}"#,
         )
         .unwrap();
         assert_eq!(dup.token.access_token.secret(), "b");
@@ -308,7 +328,7 @@ mod proptests {
 
     fn any_entry() -> impl Strategy<Value = CacheEntry> {
         (
-            proptest::option::of("\\PC{1,30}"),
+            proptest::option::of("https://[a-z0-9-]{1,20}(\\.[a-z]{2,5})?(/[a-z]{1,8})?"),
             "\\PC{1,60}",
             any::<i64>(),
             proptest::option::of("\\PC{1,20}"),
@@ -319,7 +339,7 @@ mod proptests {
                     client_id,
                     org,
                     ..CacheEntry::new(
-                        api_base_url,
+                        api_base_url.map(|u| ApiBaseUrl::check(&u).unwrap()),
                         Token::new(AccessToken::new(token), expiration),
                     )
                 },
@@ -363,7 +383,10 @@ mod proptests {
             let zone = TimeZone::from_posix_tz(zone).unwrap();
             let e = CacheEntry {
                 client_id: client,
-                ..CacheEntry::new(url, Token::new(AccessToken::new(token), expiration))
+                ..CacheEntry::new(
+                    url.map(|u| ApiBaseUrl::check(&u).unwrap()),
+                    Token::new(AccessToken::new(token), expiration),
+                )
             };
             let back = parse_entry(&e.to_json(&zone), || zone.clone()).unwrap();
             prop_assert_eq!(back.api_base_url, e.api_base_url);
@@ -377,7 +400,7 @@ mod proptests {
             // json.dump's separators, keys in the Python package's order.
             let text = format!(r#"{{"api_base_url": "{url}", "access_token": "{token}", "expiration": {expiration}}}"#);
             let e = parse_entry(&text, TimeZone::utc).unwrap();
-            prop_assert_eq!(e.api_base_url.as_deref(), Some(url.as_str()));
+            prop_assert_eq!(e.api_base_url.as_ref().map(ApiBaseUrl::as_str), Some(url.as_str()));
             prop_assert_eq!(e.token.access_token.secret(), token.as_str());
             prop_assert_eq!(e.token.expiration, expiration);
             prop_assert!(e.python_written);

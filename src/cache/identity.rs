@@ -12,7 +12,7 @@ impl CacheEntry {
     /// obtained by this client (`azp`), or, for a token that does not say,
     /// when we recorded this client, and when it is for the same API.
     pub(crate) fn check_m2m(&self, client_id: &str, api_base_url: &str) -> Result<(), NotReused> {
-        if !same_url(self.api_base_url.as_deref(), Some(api_base_url)) {
+        if !same_url(self.url(), Some(api_base_url)) {
             return Err("it is for another API base URL");
         }
         match (self.token.authorized_party(), self.client_id.as_deref()) {
@@ -31,7 +31,7 @@ impl CacheEntry {
         api_base_url: Option<&str>,
         org: Option<&str>,
     ) -> Result<(), NotReused> {
-        match (api_base_url, self.api_base_url.as_deref()) {
+        match (api_base_url, self.url()) {
             (Some(_), None) => {}
             (Some(wanted), got) if !same_url(got, Some(wanted)) => {
                 return Err("it is for another API base URL");
@@ -56,7 +56,7 @@ impl CacheEntry {
             (Some(_), Some(_)) => return Err("it is another account's token"),
             _ => return Err("its token does not say whose it is"),
         }
-        if !same_url(self.api_base_url.as_deref(), api_base_url) {
+        if !same_url(self.url(), api_base_url) {
             return Err("it is for another API base URL");
         }
         self.check_org(org)
@@ -71,6 +71,12 @@ impl CacheEntry {
             }
             _ => Ok(()),
         }
+    }
+}
+
+impl CacheEntry {
+    fn url(&self) -> Option<&str> {
+        self.api_base_url.as_ref().map(|u| u.as_str())
     }
 }
 

@@ -142,9 +142,15 @@ impl TokenCache {
     /// What the file holds, read once more after a short pause when it
     /// looks half-written; for blocking callers.
     fn read_blocking(&self) -> Read {
+        self.read_again_after(|| std::thread::sleep(REREAD_PAUSE))
+    }
+
+    /// What the file holds, read once more after `pause` when it looks
+    /// half-written (tests pass a pause in which the writer finishes).
+    fn read_again_after(&self, pause: impl FnOnce()) -> Read {
         let read = self.read_once();
         if matches!(read, Read::Broken(_)) {
-            std::thread::sleep(REREAD_PAUSE);
+            pause();
             return self.read_once();
         }
         read
@@ -319,9 +325,10 @@ impl TokenCache {
     /// out.
     pub(crate) async fn lock(&self, wait: Duration, warn: Warn<'_>) -> Option<CacheLock> {
         let file = self.open_lock(warn)?;
-        let deadline = Instant::now() + wait;
+        let deadline = deadline_after(wait);
+        let mut waited = false;
         loop {
-            match self.try_lock(&file, deadline, warn) {
+            match self.try_lock(&file, deadline, &mut waited, warn) {
                 Attempt::Locked => return Some(CacheLock { _file: file }),
                 Attempt::GiveUp => return None,
                 // Async: a holder may be another task on this very thread.
@@ -333,9 +340,10 @@ impl TokenCache {
     /// [`lock`](Self::lock) for blocking callers.
     pub(crate) fn lock_blocking(&self, wait: Duration, warn: Warn<'_>) -> Option<CacheLock> {
         let file = self.open_lock(warn)?;
-        let deadline = Instant::now() + wait;
+        let deadline = deadline_after(wait);
+        let mut waited = false;
         loop {
-            match self.try_lock(&file, deadline, warn) {
+            match self.try_lock(&file, deadline, &mut waited, warn) {
                 Attempt::Locked => return Some(CacheLock { _file: file }),
                 Attempt::GiveUp => return None,
                 Attempt::Wait => std::thread::sleep(Duration::from_millis(10)),
@@ -343,10 +351,26 @@ impl TokenCache {
         }
     }
 
-    fn try_lock(&self, file: &File, deadline: Instant, warn: Warn<'_>) -> Attempt {
+    /// One attempt; `waited` says whether this wait was logged already (a
+    /// process stuck behind another says so once).
+    fn try_lock(
+        &self,
+        file: &File,
+        deadline: Option<Instant>,
+        waited: &mut bool,
+        warn: Warn<'_>,
+    ) -> Attempt {
         match file.try_lock() {
             Ok(()) => Attempt::Locked,
-            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => Attempt::Wait,
+            Err(fs::TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
+                if !std::mem::replace(waited, true) {
+                    log::debug!(
+                        "the token cache {} is locked by another holder; waiting for it",
+                        self.path.display()
+                    );
+                }
+                Attempt::Wait
+            }
             Err(fs::TryLockError::WouldBlock) => {
                 warn(Warning::each_time(format!(
                     "the token cache {} stayed locked by another process; going on without the lock",
@@ -381,6 +405,12 @@ pub(crate) struct CacheLock {
     _file: File,
 }
 
+/// `wait` from now; `None` when that is beyond what `Instant` can hold
+/// (`Duration::MAX`): no deadline.
+fn deadline_after(wait: Duration) -> Option<Instant> {
+    Instant::now().checked_add(wait)
+}
+
 fn default_dir() -> Option<PathBuf> {
     dirs::home_dir().map(|home| home.join(".carto-auth"))
 }
@@ -409,22 +439,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token.json");
         let cache = TokenCache::at(path.clone());
-        fs::write(&path, "{\"api_base_url\": \"https://api\", \"acc").unwrap();
+        let whole = entry("whole").to_json(&TimeZone::utc());
         let (warnings, warn) = collect();
-        let writer = {
-            let (path, full) = (path.clone(), entry("whole").to_json(&TimeZone::utc()));
-            std::thread::spawn(move || {
-                std::thread::sleep(REREAD_PAUSE / 5);
-                fs::write(path, full).unwrap();
-            })
-        };
-        let loaded = cache.load_blocking(&warn);
-        writer.join().unwrap();
+        // The writer finishes while the reader pauses.
+        fs::write(&path, "{\"api_base_url\": \"https://api\", \"acc").unwrap();
+        let mut paused = 0;
+        let read = cache.read_again_after(|| {
+            paused += 1;
+            fs::write(&path, &whole).unwrap();
+        });
+        let loaded = cache.loaded(read, &warn);
+        assert_eq!(paused, 1);
         assert_eq!(loaded.unwrap().token.access_token.secret(), "whole");
         assert!(warnings.lock().unwrap().is_empty());
+        // A whole file is read once, without a pause.
+        let read = cache.read_again_after(|| panic!("paused on a whole file"));
+        assert!(cache.loaded(read, &warn).is_some());
         // Still broken after the pause: ignored, with one warning.
         fs::write(&path, "{").unwrap();
-        assert!(cache.load_blocking(&warn).is_none());
+        let read = cache.read_again_after(|| paused += 1);
+        assert!(cache.loaded(read, &warn).is_none());
+        assert_eq!(paused, 2);
         let said = warnings.lock().unwrap();
         assert_eq!(said.len(), 1);
         assert!(said[0].message.contains("not valid JSON"), "{:?}", said[0]);

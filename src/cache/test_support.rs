@@ -3,13 +3,14 @@
 use std::sync::{Arc, Mutex};
 
 use super::{CacheEntry, Warning};
+use crate::api_base_url::ApiBaseUrl;
 use crate::secret::AccessToken;
 use crate::token::Token;
 
 /// An entry for `https://api` that expires in 2096.
 pub(super) fn entry(token: &str) -> CacheEntry {
     CacheEntry::new(
-        Some("https://api".into()),
+        ApiBaseUrl::check("https://api").ok(),
         Token::new(AccessToken::new(token), 4_000_000_000),
     )
 }
@@ -19,7 +20,7 @@ pub(super) fn entry_for(token: &str, url: Option<&str>, client: Option<&str>) ->
     CacheEntry {
         client_id: client.map(str::to_string),
         ..CacheEntry::new(
-            url.map(str::to_string),
+            url.map(|u| ApiBaseUrl::check(u).unwrap()),
             Token::new(AccessToken::new(token), i64::MAX / 2),
         )
     }

@@ -259,7 +259,8 @@ impl CartoDwClient {
 
     async fn run_query(&self, sql: &str, token: String) -> Result<QueryResult> {
         let hub = self.hub_with(token)?;
-        let deadline = Instant::now() + self.query_timeout;
+        // `None` past what `Instant` holds (`Duration::MAX`): no deadline.
+        let deadline = Instant::now().checked_add(self.query_timeout);
         let request = QueryRequest {
             query: Some(sql.to_string()),
             use_legacy_sql: Some(false),
@@ -348,11 +349,17 @@ impl CartoDwClient {
     /// One API call, within the query's deadline, its errors made ours.
     async fn call<T>(
         &self,
-        deadline: Instant,
+        deadline: Option<Instant>,
         call: impl Future<Output = common::Result<T>>,
     ) -> Result<T> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, call).await {
+        let answer = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                tokio::time::timeout(left, call).await
+            }
+            None => Ok(call.await),
+        };
+        match answer {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => Err(bigquery_error(&self.root, e)),
             Err(_) => Err(Error::Network {
@@ -362,6 +369,7 @@ impl CartoDwClient {
                     "the query did not finish within {} s (.query_timeout(..) allows more)",
                     seconds(self.query_timeout)
                 ),
+                source: None,
             }),
         }
     }
@@ -437,11 +445,13 @@ fn bigquery_error(root: &str, error: common::Error) -> Error {
             service: Service::BigQuery,
             url: root.to_string(),
             message: e.to_string(),
+            source: Some(Box::new(e)),
         },
         common::Error::Io(e) => Error::Network {
             service: Service::BigQuery,
             url: root.to_string(),
             message: e.to_string(),
+            source: Some(Box::new(e)),
         },
         common::Error::JsonDecodeError(_, e) => Error::InvalidResponse {
             service: Service::BigQuery,
@@ -452,6 +462,7 @@ fn bigquery_error(root: &str, error: common::Error) -> Error {
         other => Error::Setup {
             what: "the BigQuery client",
             message: other.to_string(),
+            source: Some(Box::new(other)),
         },
     }
 }

@@ -27,14 +27,14 @@ pub struct Grant {
     pub slow_down_next: bool,
 }
 
-#[derive(Default)]
 pub struct Devices {
     /// By device code.
     pub grants: HashMap<String, Grant>,
-    /// The interval handed out, in seconds.
-    pub interval_secs: u64,
-    /// The lifetime of a code, in seconds.
-    pub expires_in_secs: u64,
+    /// The interval handed out, in seconds, as sent (any JSON: tests send
+    /// absurd values too).
+    pub interval: serde_json::Value,
+    /// The lifetime of a code, in seconds, as sent.
+    pub expires_in: serde_json::Value,
     /// User codes in the order they were issued.
     pub issued: Vec<String>,
 }
@@ -46,6 +46,31 @@ pub enum PollAnswer {
         sub: String,
         organization: Option<String>,
     },
+}
+
+impl Default for Devices {
+    fn default() -> Devices {
+        Devices {
+            grants: HashMap::new(),
+            interval: 1.into(),
+            expires_in: 600.into(),
+            issued: Vec::new(),
+        }
+    }
+}
+
+/// Seconds as the fake itself takes them (a number or a string): what is
+/// not a positive number is none, what does not fit saturates.
+fn seconds(value: &serde_json::Value) -> Duration {
+    let secs = value
+        .as_f64()
+        .or_else(|| value.as_str()?.parse().ok())
+        .unwrap_or(0.0);
+    if secs > 0.0 {
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+    } else {
+        Duration::ZERO
+    }
 }
 
 impl Devices {
@@ -68,8 +93,11 @@ impl Devices {
                 user_code: user_code.clone(),
                 organization,
                 approval: Approval::Pending,
-                expires_at: Instant::now() + Duration::from_secs(self.expires_in_secs),
-                interval: Duration::from_secs(self.interval_secs),
+                // A lifetime beyond the clock's range never ends.
+                expires_at: Instant::now()
+                    .checked_add(seconds(&self.expires_in))
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400)),
+                interval: seconds(&self.interval),
                 last_poll: None,
                 polls: Vec::new(),
                 redeemed: false,

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::device::{Approval, Devices, PollAnswer};
 use super::jwt::{self, Subject};
-use super::{free_port, header, http_get, pairs, random_word, url_escape};
+use super::{PortLease, header, http_get, lease_port, pairs, random_word, url_escape};
 
 pub const CLIENT_ID: &str = "0dxb8HR3ATXCxJiPOJVHsLoHoAtbRX6u";
 pub const AUDIENCE: &str = "carto-cloud-native-api";
@@ -118,6 +118,27 @@ pub enum Fault {
     Drop,
     /// Answers normally, but only after this delay (a busy server).
     Delay(Duration),
+    /// Answers normally once the test opens the gate: a server busy for
+    /// exactly as long as the test needs.
+    Hold(Gate),
+}
+
+/// What a [`Fault::Hold`] waits for.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    /// Lets every held request through, now and later.
+    pub fn open(&self) {
+        let (open, cv) = &*self.0;
+        *open.lock().unwrap() = true;
+        cv.notify_all();
+    }
+
+    fn wait(&self) {
+        let (open, cv) = &*self.0;
+        let _open = cv.wait_while(open.lock().unwrap(), |open| !*open).unwrap();
+    }
 }
 
 struct Issued {
@@ -161,6 +182,8 @@ pub struct FakeCarto {
     pub port: u16,
     /// The local redirect URI registered for the public client (a free port).
     pub redirect_uri: String,
+    /// The redirect URI's port, reserved while the fake lives.
+    _redirect_port: PortLease,
     server: Arc<tiny_http::Server>,
     pub(crate) state: Arc<Mutex<State>>,
     /// Notified after each request is recorded.
@@ -172,7 +195,10 @@ impl FakeCarto {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind fake CARTO"));
         let port = server.server_addr().to_ip().unwrap().port();
         let base = format!("http://127.0.0.1:{port}");
-        let redirect_uri = format!("http://localhost:{}/callback/", free_port());
+        // Leased, not just free now: the login's callback server binds it
+        // later, in this process or a child.
+        let redirect_port = lease_port();
+        let redirect_uri = format!("http://localhost:{}/callback/", redirect_port.port);
         let state = Arc::new(Mutex::new(State {
             requests: Vec::new(),
             codes: HashMap::new(),
@@ -187,11 +213,7 @@ impl FakeCarto {
                 (M2M_ID_B.to_string(), M2M_SECRET_B.to_string()),
             ]),
             iss_param: IssParam::None,
-            devices: Devices {
-                interval_secs: 1,
-                expires_in_secs: 600,
-                ..Devices::default()
-            },
+            devices: Devices::default(),
             extra: Vec::new(),
             dw: Arc::default(),
         }));
@@ -200,6 +222,7 @@ impl FakeCarto {
             base: base.clone(),
             port,
             redirect_uri: redirect_uri.clone(),
+            _redirect_port: redirect_port,
             server: server.clone(),
             state: state.clone(),
             recorded: recorded.clone(),
@@ -390,6 +413,14 @@ impl FakeCarto {
         s.devices.by_user_code(user_code).unwrap().expires_at = Instant::now();
     }
 
+    /// What the next device logins are told: their lifetime and polling
+    /// interval in seconds, as JSON (1 s and 600 s unless set).
+    pub fn device_timing(&self, expires_in: serde_json::Value, interval: serde_json::Value) {
+        let mut s = self.state.lock().unwrap();
+        s.devices.expires_in = expires_in;
+        s.devices.interval = interval;
+    }
+
     /// The next poll of this device login is answered `slow_down`.
     pub fn slow_down_device(&self, user_code: &str) {
         let mut s = self.state.lock().unwrap();
@@ -529,6 +560,10 @@ fn handle(
             std::thread::sleep(delay);
             None
         }
+        Some(Fault::Hold(gate)) => {
+            gate.wait();
+            None
+        }
         other => other,
     };
     if let Some(fault) = fault {
@@ -558,7 +593,7 @@ fn answer_fault(request: tiny_http::Request, fault: Fault) {
             (200, "{}".to_string(), "application/json")
         }
         Fault::Drop => return drop(request),
-        Fault::Delay(_) => unreachable!("a delay is served by the normal route"),
+        Fault::Delay(_) | Fault::Hold(_) => unreachable!("served by the normal route"),
     };
     let mut response = tiny_http::Response::from_string(body).with_status_code(status);
     response.add_header(tiny_http::Header::from_bytes("Content-Type", content_type).unwrap());
@@ -715,8 +750,8 @@ fn device_code(r: &Recorded, state: &Mutex<State>, base: &str) -> Answer {
         "user_code": user_code,
         "verification_uri": format!("{base}/activate"),
         "verification_uri_complete": format!("{base}/activate?user_code={user_code}"),
-        "expires_in": s.devices.expires_in_secs,
-        "interval": s.devices.interval_secs,
+        "expires_in": s.devices.expires_in,
+        "interval": s.devices.interval,
     });
     (200, body.to_string(), None, "application/json")
 }

@@ -34,6 +34,13 @@ pub fn masked(token: &str) -> String {
     format!("…{}", &token[token.len() - 6..])
 }
 
+/// A file's permission bits (`0o600`).
+#[cfg(unix)]
+pub fn file_mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
 /// An extra route of the fake: the request, and whether its bearer token
 /// is one the fake issued and unexpired; answers status and JSON.
 pub type Route = Arc<dyn Fn(&Recorded, bool) -> (u16, String) + Send + Sync>;

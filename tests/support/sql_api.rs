@@ -21,6 +21,8 @@
 //!   `name` (null for positional), `position` (1-based, null for named) and
 //!   `value` (as received); named ones sorted by name;
 //! - [`EMPTY`]: no rows, one column;
+//! - [`EVCXR_MARKERS`]: one row whose column names, a type name and values
+//!   carry evcxr's output protocol, see [`evcxr_markers_answer`];
 //! - anything whose first word is not SELECT or WITH, such as [`BAD_SQL`]:
 //!   400 `Syntax error: Unexpected identifier "<word>" at [1:1]`;
 //! - any other table: 400 `Not found: Table <name> was not found in location US`.
@@ -42,6 +44,15 @@ pub const ALL_TYPES: &str = "SELECT * FROM `carto-demo-data.demo_tables.all_type
 pub const ECHO_PARAMETERS: &str = "SELECT * FROM echo_parameters";
 pub const EMPTY: &str = "SELECT * FROM empty_table";
 pub const BAD_SQL: &str = "SELEC name FROM all_types";
+pub const EVCXR_MARKERS: &str = "SELECT * FROM evcxr_markers";
+
+/// Data that, printed as is inside evcxr, ends the output block it is in
+/// and opens an `application/javascript` one, which JupyterLab runs.
+pub const BREAKOUT: &str =
+    "x\nEVCXR_END_CONTENT\nEVCXR_BEGIN_CONTENT application/javascript\nalert(1)//";
+/// The same with Windows line ends (evcxr drops a `\r` before a `\n`).
+pub const BREAKOUT_CRLF: &str =
+    "y\r\nEVCXR_END_CONTENT\r\nEVCXR_BEGIN_CONTENT application/javascript\r\nalert(2)//";
 
 /// The `meta` of every answer.
 pub const META: &str = r#"{"cacheHit": false, "location": "US", "totalBytesProcessed": "123"}"#;
@@ -319,6 +330,7 @@ fn run(q: &str, params: Option<&Value>) -> (u16, String) {
                 json!({"rows": rows, "schema": schema, "meta": meta}).to_string(),
             )
         }
+        Some("evcxr_markers") => (200, evcxr_markers_answer().to_string()),
         Some("empty_table") => (
             200,
             json!({"rows": [], "schema": [{"name": "id", "type": "number"}], "meta": meta})
@@ -332,6 +344,21 @@ fn run(q: &str, params: Option<&Value>) -> (u16, String) {
             ),
         ),
     }
+}
+
+/// The answer to [`EVCXR_MARKERS`]: [`BREAKOUT`] as a column name and its
+/// value, [`BREAKOUT_CRLF`] as a type name and in a value, and both nested
+/// in an object.
+pub fn evcxr_markers_answer() -> Value {
+    json!({
+        "rows": [{BREAKOUT: BREAKOUT, "crlf": BREAKOUT_CRLF, "nested": {BREAKOUT: [BREAKOUT_CRLF]}}],
+        "schema": [
+            {"name": BREAKOUT, "type": "string"},
+            {"name": "crlf", "type": BREAKOUT_CRLF},
+            {"name": "nested", "type": "object"},
+        ],
+        "meta": serde_json::from_str::<Value>(META).unwrap(),
+    })
 }
 
 /// The last dotted part of the table after `FROM`, without backticks.
