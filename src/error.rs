@@ -316,6 +316,22 @@ pub enum Error {
         message: Option<String>,
     },
 
+    /// CARTO refused to create the token a map's page carries (the
+    /// session's role may not create API Access Tokens).
+    #[error(
+        "CARTO refused to create a token scoped to this map (HTTP {status}{}): the user or M2M \
+         application may lack the permission to create API Access Tokens. Ask an admin of the \
+         organization for it, or draw the map with the session's own token, \
+         .embed_session_token(true), which is then saved with the notebook until it expires",
+        .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+    )]
+    MapTokenRefused {
+        /// The HTTP status (401 or 403).
+        status: u16,
+        /// CARTO's `error` text, if any.
+        message: Option<String>,
+    },
+
     /// BigQuery refused a request of the CARTO Data Warehouse client.
     #[error(
         "BigQuery refused the request (HTTP {status}{}){}: {}",

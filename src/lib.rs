@@ -14,6 +14,7 @@
 //! - [Tokens from elsewhere](#tokens-from-elsewhere): `CARTO_API_TOKEN`,
 //!   [`CartoAuth::from_token`]
 //! - [Data](#data): the SQL API and the CARTO Data Warehouse
+//! - [Maps](#maps): CARTO layers in the cell, with a token scoped to the map
 //! - [Async programs](#async-programs)
 //! - [The token cache](#the-token-cache)
 //! - [Pointing at another CARTO](#pointing-at-another-carto)
@@ -130,6 +131,26 @@
 //! refused, queries in standard SQL decoded by column type, and
 //! [`CartoDwClient::bigquery`] for everything else BigQuery does.
 //!
+//! # Maps
+//! A [`Map`] at the end of a cell draws CARTO layers with deck.gl (feature
+//! `notebook`):
+//! ```no_run
+//! use carto_auth::{CartoAuth, Layer, json};
+//! let auth = CartoAuth::from_oauth()?;
+//! let map = auth.map().layer(
+//!     Layer::vector_query("carto_dw", "SELECT geom, name FROM `carto-demo-data.demo_tables.populated_places` WHERE pop_max > @min")
+//!         .query_parameters(json!({"min": 1_000_000}))
+//!         .tooltip(["name"]),
+//! );
+//! std::fs::write("places.html", map.to_html()?)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//! The page carries a CARTO API Access Token made for it, which reads only
+//! the map's sources through the Maps API and expires after
+//! [`DEFAULT_TOKEN_LIFETIME`], never the session's own token (unless
+//! [`Map::embed_session_token`] says so). Its scripts come from a public
+//! npm CDN, or from [`Map::js_url`] / `CARTO_AUTH_JS_URL`.
+//!
 //! # Async programs
 //! Every blocking call has an `_async` twin; both run the same code. The
 //! blocking calls also work inside a multi-thread tokio runtime (an evcxr
@@ -169,7 +190,10 @@
 //! codes are [`AccessToken`], [`ClientSecret`], [`CodeVerifier`],
 //! [`DeviceCode`] and [`AuthorizationCode`]: their `Debug` is redacted and
 //! they have no `Display`. No error message, log line or display of this
-//! crate contains one. The callback server listens on loopback only,
+//! crate contains one, with one exception by design: a [`Map`]'s page
+//! carries the token its scripts need, one made for the map (read-only,
+//! its own sources, the Maps API, expiring), or the session's own only
+//! after [`Map::embed_session_token`]. The callback server listens on loopback only,
 //! ignores any request without this login's `state`, and refuses an answer
 //! from another issuer (RFC 9207). TLS is rustls with the *ring* provider
 //! and the platform's roots, configured for this crate's clients only: the
@@ -183,7 +207,7 @@
 //! # Cargo features
 //! | feature | default | adds |
 //! | --- | --- | --- |
-//! | `notebook` | yes | evcxr display: the login card of a [`PendingLogin`], the status card of a [`CartoAuth`], the table of a [`QueryResult`] (`to_html`, `evcxr_display`), and text QR codes while a login waits (qrcode, without its `image` feature) |
+//! | `notebook` | yes | evcxr display: the login card of a [`PendingLogin`], the status card of a [`CartoAuth`], the table of a [`QueryResult`] (`to_html`, `evcxr_display`), maps of CARTO layers ([`Map`]), and text QR codes while a login waits (qrcode, without its `image` feature) |
 //! | `carto-dw` | no | [`CartoAuth::get_carto_dw_client`]: BigQuery for the CARTO Data Warehouse (google-bigquery2) |
 //! | `cli` | no | the `carto-auth` binary (clap), and text QR codes of the device flow's link in a terminal (qrcode) |
 //! | `fuzzing` | no | not for users: exposes the input parsers to the fuzz targets in `fuzz/` |
@@ -222,6 +246,8 @@ mod instructions;
 mod jwt;
 mod login;
 mod m2m;
+#[cfg(feature = "notebook")]
+mod map;
 mod mode;
 mod no_input;
 mod oauth;
@@ -254,6 +280,8 @@ pub use google_bigquery2;
 pub use http::DEFAULT_TIMEOUT;
 pub use instructions::{Flow, LoginInstructions};
 pub use login::PendingLogin;
+#[cfg(feature = "notebook")]
+pub use map::{Basemap, Color, ColorBy, DEFAULT_JS_URL, DEFAULT_TOKEN_LIFETIME, Layer, Map};
 pub use mode::{Mode, TokenSource};
 pub use prompt::{EvcxrPrompt, Prompt, TerminalPrompt};
 pub use query::{Column, QueryResult, Row};

@@ -45,6 +45,9 @@ pub enum Service {
     SqlApi,
     /// Google BigQuery, for the CARTO Data Warehouse client.
     BigQuery,
+    /// CARTO's API Access Tokens endpoint (`/v3/tokens`), which makes a
+    /// map's scoped token.
+    Tokens,
 }
 
 impl Service {
@@ -78,6 +81,10 @@ impl Service {
                 "check the connection name (CARTO Workspace > Connections) and the SQL"
             }
             Service::BigQuery => "check the SQL and the CARTO Data Warehouse project",
+            Service::Tokens => {
+                "check the API base URL (CARTO Workspace > Developers), or draw the map with \
+                 the session's own token, .embed_session_token(true)"
+            }
         }
     }
 }
@@ -94,6 +101,7 @@ impl fmt::Display for Service {
             Service::CartoDw => "CARTO Data Warehouse token endpoint",
             Service::SqlApi => "CARTO SQL API",
             Service::BigQuery => "BigQuery API",
+            Service::Tokens => "API Access Tokens endpoint",
         })
     }
 }

@@ -1225,6 +1225,121 @@ fn data_notebook_queries_through_the_sql_api_and_the_dw_client() {
     }
 }
 
+/// `map.ipynb`: from login to a map, unattended (an API token, no input).
+/// Each map cell shows the page with a token scoped to its sources, never
+/// the session's; headless Chromium then draws each cell's output, with
+/// deck.gl served locally, and the layers' colours are where the data is.
+#[test]
+fn map_notebook_draws_a_query_then_h3_cells_with_scoped_tokens() {
+    use support::map_site::{MapSite, Sample, assert_colors};
+    use support::maps_api::{self, FakeMaps, H3_CELLS};
+
+    let fake = FakeCarto::start();
+    let maps = FakeMaps::start(&fake);
+    let site = MapSite::start();
+    let home = home_dir();
+    let token = fake.mint_token(&support::jwt::Subject::user(support::USER_ANA), 86_400);
+    let mut env = fake.env();
+    env.push(("CARTO_API_TOKEN".into(), token.clone()));
+    env.push(("CARTO_API_BASE_URL".into(), maps.base.clone()));
+    env.push(("CARTO_AUTH_JS_URL".into(), site.js_url()));
+    let mut nb = Notebook::load("map");
+    let _lock = support::evcxr::lock_build_cache();
+    let mut kernel = Kernel::start("map", home.path(), &env);
+    open(&mut nb, &mut kernel);
+    let unattended = |kernel: &mut Kernel, code: &str| {
+        let cell = kernel.run_with(code, false, CELL_TIMEOUT, |_, _| None);
+        cell.assert_ok();
+        cell
+    };
+    let login = unattended(&mut kernel, &nb.next("CartoAuth::from_oauth()?"));
+    // The basemap's tiles are CARTO's, on the internet: in the test they
+    // come from a closed port (the map draws without them).
+    let offline_basemap = |html: String| {
+        let closed = support::closed_port_url();
+        ["a", "b", "c", "d"].iter().fold(html, |html, h| {
+            html.replace(&format!("https://{h}.basemaps.cartocdn.com"), &closed)
+        })
+    };
+    let red = Some([230, 20, 20]);
+
+    let points = unattended(&mut kernel, &nb.next("Layer::vector_query("));
+    let html = points
+        .result("text/html")
+        .unwrap_or_else(|| panic!("no map: {points:#?}"));
+    let text = points.result("text/plain").unwrap_or_default();
+    assert!(
+        text.starts_with("CARTO map of 1 layer: vector query on carto_dw")
+            && text.contains("valid until"),
+        "{text}"
+    );
+    let scoped = maps.scoped_tokens();
+    assert_eq!(scoped.len(), 1);
+    assert_eq!(
+        scoped[0].grants,
+        [(
+            "carto_dw".to_string(),
+            maps_api::POPULATED_PLACES_SQL.to_string()
+        )]
+    );
+    assert!(html.contains(&scoped[0].token) && !html.contains(&token));
+    let samples = [
+        Sample::new("Madrid", -3.7038, 40.4168, red),
+        Sample::new("Barcelona", 2.1734, 41.3851, red),
+        Sample::new("Valencia area", -0.7, 39.45, red),
+        Sample::new("between the cities", -1.5, 41.0, None),
+    ];
+    let found = site.load(
+        "notebook-map-points",
+        &offline_basemap(html),
+        "#ffffff",
+        &samples,
+    );
+    assert_colors("points", &found, &samples, [255, 255, 255]);
+    let frame = found["frameText"].as_str().unwrap_or_default();
+    assert!(
+        frame.contains("© OpenStreetMap contributors © CARTO"),
+        "the basemap's attribution: {frame}"
+    );
+    assert_eq!(found["samples"][0]["tooltip"], "name: Madrid\npop_max: –");
+
+    let h3 = unattended(&mut kernel, &nb.next("Layer::h3_query("));
+    let html = h3.result("text/html").unwrap_or_default();
+    let scoped = maps.scoped_tokens();
+    assert_eq!(
+        scoped.len(),
+        2,
+        "a token for each map: {}",
+        h3.result("text/plain").unwrap_or_default()
+    );
+    assert_eq!(scoped[1].grants.len(), 2);
+    assert!(html.contains(&scoped[1].token) && !html.contains(&scoped[0].token));
+    let mut samples = vec![Sample::new("Madrid", -3.7038, 40.4168, red)];
+    for (cell, lon, lat) in &H3_CELLS[1..] {
+        samples.push(Sample::new(*cell, *lon, *lat, Some([138, 188, 112])));
+    }
+    let found = site.load(
+        "notebook-map-h3",
+        &offline_basemap(html),
+        "#111111",
+        &samples,
+    );
+    assert_colors("H3", &found, &samples, [17, 17, 17]);
+    nb.finish();
+
+    // Every Maps API request of the pages carried a scoped token.
+    for r in maps.requests() {
+        if r.method != "OPTIONS" && r.path.starts_with("/v3/maps/") {
+            assert!(
+                scoped.iter().any(|s| r.bearer() == Some(s.token.as_str())),
+                "{} without a scoped token",
+                r.path
+            );
+        }
+    }
+    assert_no_secrets(&[&login, &points, &h3], &fake);
+}
+
 /// A query whose column names, type names and values carry evcxr's output
 /// protocol (`EVCXR_END_CONTENT`, `EVCXR_BEGIN_CONTENT
 /// application/javascript`, with `\n` and `\r\n`): the real kernel shows the

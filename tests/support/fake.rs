@@ -493,6 +493,13 @@ impl FakeCarto {
     pub fn accepts(&self, token: &str) -> bool {
         bearer_token_ok(&self.state.lock().unwrap(), token)
     }
+
+    /// [`accepts`](Self::accepts) as a function another fake (the Maps
+    /// API's, on its own server) can keep.
+    pub fn acceptor(&self) -> Arc<dyn Fn(&str) -> bool + Send + Sync> {
+        let state = self.state.clone();
+        Arc::new(move |token| bearer_token_ok(&state.lock().unwrap(), token))
+    }
 }
 
 impl Drop for FakeCarto {

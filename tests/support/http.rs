@@ -114,6 +114,19 @@ pub fn http_get(url: &str) -> (u16, Vec<(String, String)>, String) {
 }
 
 pub fn http_request(method: &str, url: &str) -> (u16, Vec<(String, String)>, String) {
+    http_request_with(method, url, &[])
+}
+
+/// [`http_request`] with request headers.
+pub fn http_request_with(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, String) {
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let parsed = url::Url::parse(url).unwrap();
     let host = parsed.host_str().unwrap();
     let host = if host == "localhost" {
@@ -131,7 +144,7 @@ pub fn http_request(method: &str, url: &str) -> (u16, Vec<(String, String)>, Str
     };
     write!(
         stream,
-        "{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = String::new();

@@ -9,11 +9,16 @@
 
 pub mod bigquery;
 mod child;
+pub mod closing_server;
 mod device;
 pub mod evcxr;
 mod fake;
+pub mod headless;
 mod http;
 pub mod jwt;
+pub mod map_site;
+pub mod maps_api;
+pub mod mvt;
 pub mod places;
 pub mod sql_api;
 pub mod tools;

@@ -119,3 +119,23 @@ pub fn zbarimg() -> PathBuf {
             panic!("zbarimg is not installed: {SETUP}, or apt-get install -y zbar-tools")
         })
 }
+
+/// The npm packages a map page loads (deck.gl, @deck.gl/carto, h3-js,
+/// @loaders.gl/mvt, as pinned in tests/map/package.json), installed by
+/// `scripts/test`: `$CARTO_AUTH_MAP_JS`, else
+/// `$CARTO_AUTH_CACHE/map-js/node_modules`.
+pub fn map_js() -> PathBuf {
+    let dir = from_var("CARTO_AUTH_MAP_JS").or_else(|| {
+        from_var("CARTO_AUTH_CACHE").map(|cache| cache.join("map-js").join("node_modules"))
+    });
+    match dir {
+        Some(dir) if dir.join("deck.gl").join("dist.min.js").is_file() => dir,
+        other => panic!(
+            "the map's npm packages are not installed{}: {SETUP}, or `npm ci` in a copy of \
+             tests/map/ and set CARTO_AUTH_MAP_JS to its node_modules",
+            other
+                .map(|d| format!(" in {}", d.display()))
+                .unwrap_or_default()
+        ),
+    }
+}
