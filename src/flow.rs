@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::instructions::{Flow, LoginInstructions};
 use crate::oauth::{Pkce, authorize_url, exchange_code, random_urlsafe};
 use crate::paste::parse_pasted;
-use crate::prompt::{ASK_CODE, ask};
+use crate::prompt::{ASK_CODE, Claimed, ask};
 use crate::secret::{AuthorizationCode, CodeVerifier};
 use crate::token::Token;
 
@@ -359,13 +359,17 @@ impl Login {
     /// [`PASTE_ATTEMPTS`] times, each refusal explained in one line.
     pub(crate) async fn run(&self) -> Result<Token> {
         let prompt = self.config.common.prompt.clone();
+        // Before the address is shown: an answer typed once it is on the
+        // screen is this login's, even if it comes before the question.
+        let mut claimed = (self.flow == Flow::Paste).then(Claimed::now);
         prompt.show_login(&self.instructions());
         if self.flow != Flow::Paste {
             return self.wait().await;
         }
         let mut last = None;
         for attempt in 1..=PASTE_ATTEMPTS {
-            let answer = match ask(&prompt, ASK_CODE).await {
+            let claim = claimed.take().unwrap_or_else(Claimed::now);
+            let answer = match ask(&prompt, ASK_CODE, claim).await {
                 Ok(answer) => answer,
                 Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
                     self.cancel();

@@ -193,18 +193,37 @@ type Answer = std::io::Result<String>;
 /// over instead of leaving that thread to swallow the line.
 static IN_FLIGHT: Mutex<Option<oneshot::Receiver<Answer>>> = Mutex::new(None);
 
+/// The question a cancelled login left waiting for the user's line, taken
+/// over by a login before it shows its sign-in address: a line typed from
+/// then on answers this login, even one typed before it asks (a program
+/// that pastes as soon as the address appears); one typed earlier belonged
+/// to the login that left. Handed back if this login goes away first.
+pub(crate) struct Claimed(KeepIfAbandoned);
+
+impl Claimed {
+    /// Takes over the waiting question, if one is left and got no line yet.
+    pub(crate) fn now() -> Claimed {
+        let reused = IN_FLIGHT
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .filter(|rx| rx.is_empty() && !rx.is_terminated());
+        Claimed(KeepIfAbandoned(reused))
+    }
+}
+
 /// Asks on a detached thread. Blocking on stdin must not happen on a tokio
 /// thread: a blocking task keeps its runtime, and so the program, from
 /// exiting when a login is cancelled (`tokio::time::timeout` around it),
-/// while a detached thread ends with the process.
-pub(crate) async fn ask(prompt: &Arc<dyn Prompt>, question: &'static str) -> Answer {
-    let reused = IN_FLIGHT
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take()
-        // A line typed while nobody asked belonged to the login that left.
-        .filter(|rx| rx.is_empty() && !rx.is_terminated());
-    let receiver = match reused {
+/// while a detached thread ends with the process. `claimed` is the waiting
+/// question the login took over when it showed its address, if any.
+pub(crate) async fn ask(
+    prompt: &Arc<dyn Prompt>,
+    question: &'static str,
+    claimed: Claimed,
+) -> Answer {
+    let mut pending = claimed.0;
+    let receiver = match pending.0.take() {
         Some(rx) => rx,
         None => {
             let (tx, rx) = oneshot::channel();
@@ -218,7 +237,7 @@ pub(crate) async fn ask(prompt: &Arc<dyn Prompt>, question: &'static str) -> Ans
             rx
         }
     };
-    let mut pending = KeepIfAbandoned(Some(receiver));
+    pending.0 = Some(receiver);
     let answer = match pending.0.as_mut() {
         Some(rx) => rx.await,
         None => return Err(std::io::Error::other("no question")),
@@ -259,22 +278,57 @@ mod tests {
         fn notice(&self, _: &str) {}
     }
 
+    /// The tests that leave a question in flight, one at a time: there is
+    /// one such question per process.
+    static IN_FLIGHT_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     #[tokio::test]
     async fn a_cancelled_question_hands_its_pending_line_to_the_next() {
+        let _one = IN_FLIGHT_TESTS.lock().await;
         let (tx, rx) = std::sync::mpsc::channel();
         let prompt: Arc<dyn Prompt> = Arc::new(Gate(Mutex::new(rx)));
         // Cancelled before the user answers: the thread keeps waiting.
-        let cancelled =
-            tokio::time::timeout(Duration::from_millis(50), ask(&prompt, ASK_CODE)).await;
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(50),
+            ask(&prompt, ASK_CODE, Claimed::now()),
+        )
+        .await;
         assert!(cancelled.is_err());
         // The next question gets the line, not the abandoned thread. It
-        // takes the question over when first polled, which must come before
-        // the line: a line that came while nobody asked is dropped.
-        let mut next = Box::pin(ask(&prompt, ASK_CODE));
+        // takes the question over when the login claims it, which must come
+        // before the line: a line that came while nobody asked is dropped.
+        let mut next = Box::pin(ask(&prompt, ASK_CODE, Claimed::now()));
         let first = std::future::poll_fn(|cx| std::task::Poll::Ready(next.as_mut().poll(cx))).await;
         assert!(first.is_pending());
         tx.send("the-line".into()).unwrap();
         assert_eq!(next.await.unwrap(), "the-line");
+    }
+
+    /// A line typed once the next login has shown its address (claimed
+    /// the waiting question) answers it, even before it asks; a line typed
+    /// before that belonged to the login that left.
+    #[tokio::test]
+    async fn a_line_typed_after_the_next_address_is_shown_answers_that_login() {
+        let _one = IN_FLIGHT_TESTS.lock().await;
+        // A fresh question would get this: the waiting one was not used.
+        let (fresh, rx) = std::sync::mpsc::channel();
+        let prompt: Arc<dyn Prompt> = Arc::new(Gate(Mutex::new(rx)));
+        fresh.send("asked-afresh".into()).unwrap();
+        fresh.send("asked-afresh".into()).unwrap();
+
+        // The cancelled login's question, still waiting for the user.
+        let (user, waiting) = oneshot::channel();
+        *IN_FLIGHT.lock().unwrap() = Some(waiting);
+        let claimed = Claimed::now(); // the next login shows its address
+        user.send(Ok("typed-after-the-address".into())).unwrap();
+        let answer = ask(&prompt, ASK_CODE, claimed).await;
+        assert_eq!(answer.unwrap(), "typed-after-the-address");
+
+        let (user, waiting) = oneshot::channel();
+        *IN_FLIGHT.lock().unwrap() = Some(waiting);
+        user.send(Ok("typed-before-the-address".into())).unwrap();
+        let answer = ask(&prompt, ASK_CODE, Claimed::now()).await;
+        assert_eq!(answer.unwrap(), "asked-afresh");
     }
 
     #[test]

@@ -62,7 +62,7 @@ fn an_approved_code_signs_in_by_itself_with_the_forms_carto_expects() {
     let dir = tempfile::tempdir().unwrap();
     let watcher = Watcher::default();
     let login = login_in_background(builder(&fake, &watcher, dir.path()));
-    let code = fake.wait_user_code(Duration::from_secs(20));
+    let code = fake.wait_user_code(0, Duration::from_secs(20));
     // Two polls while pending, then the approval.
     fake.wait_requests("/oauth/token", 2, Duration::from_secs(20));
     fake.approve_device(&code);
@@ -144,7 +144,7 @@ fn slow_down_adds_five_seconds_to_the_interval() {
     let dir = tempfile::tempdir().unwrap();
     let watcher = Watcher::default();
     let login = login_in_background(builder(&fake, &watcher, dir.path()));
-    let code = fake.wait_user_code(Duration::from_secs(20));
+    let code = fake.wait_user_code(0, Duration::from_secs(20));
     fake.slow_down_device(&code);
     // The slowed-down poll, then the next one 1 + 5 s later.
     fake.wait_requests("/oauth/token", 2, Duration::from_secs(30));
@@ -165,16 +165,21 @@ fn an_expired_or_denied_code_ends_the_login_with_its_own_error() {
     let watcher = Watcher::default();
 
     let login = login_in_background(builder(&fake, &watcher, dir.path()));
-    let code = fake.wait_user_code(Duration::from_secs(20));
+    let code = fake.wait_user_code(0, Duration::from_secs(20));
     fake.expire_device(&code);
     let err = login.join().unwrap().unwrap_err();
     assert!(matches!(err, Error::DeviceCodeExpired { .. }), "{err:?}");
     assert!(err.to_string().contains("Start the login again"), "{err}");
 
+    // CARTO slow to issue the second code: its request is recorded well
+    // before the code exists, when the latest code is still the first
+    // login's. The test must deny the code of the login it drives.
+    fake.fault(
+        "/oauth/device/code",
+        Fault::Delay(Duration::from_millis(500)),
+    );
     let login = login_in_background(builder(&fake, &watcher, dir.path()));
-    let started = fake.requests("/oauth/device/code").len();
-    fake.wait_requests("/oauth/device/code", started + 1, Duration::from_secs(20));
-    let code = fake.wait_user_code(Duration::from_secs(20));
+    let code = fake.wait_user_code(1, Duration::from_secs(20));
     fake.deny_device(&code);
     let err = login.join().unwrap().unwrap_err();
     assert!(
@@ -183,6 +188,10 @@ fn an_expired_or_denied_code_ends_the_login_with_its_own_error() {
     );
     assert!(err.to_string().contains("access_denied"));
     assert!(!dir.path().join("token_oauth.json").exists());
+    // The denied code is the one this login showed.
+    let shown = watcher.shown.lock().unwrap();
+    assert_eq!(shown.len(), 2);
+    assert_eq!(shown[1].user_code.as_deref(), Some(code.as_str()));
 }
 
 /// The login timeout ends the wait when it comes first, even when the
@@ -244,7 +253,7 @@ fn absurd_lifetimes_from_the_server_still_sign_in() {
         let dir = tempfile::tempdir().unwrap();
         let watcher = Watcher::default();
         let login = login_in_background(builder(&fake, &watcher, dir.path()));
-        let code = fake.wait_user_code(Duration::from_secs(20));
+        let code = fake.wait_user_code(0, Duration::from_secs(20));
         // Approved once the login is polling: the code did not count as
         // expired at once.
         fake.wait_requests("/oauth/token", 1, Duration::from_secs(20));

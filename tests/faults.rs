@@ -612,8 +612,12 @@ fn a_read_only_home_gives_a_working_login_and_one_warning() {
         .env("HOME", home.path())
         .output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "a read-only mount is not possible here ({probe:?}); HOME-is-a-file covers an unwritable cache"
+        support::not_tested_without_root(
+            "a read-only HOME (one warning, a working login)",
+            &format!(
+                "no private read-only mount here (needs root: {probe:?}); \
+                 HOME-is-a-file covers an unwritable cache"
+            ),
         );
         return;
     }
@@ -639,7 +643,10 @@ fn a_cache_directory_whose_mode_cannot_change_still_caches_with_one_warning() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let root = std::process::Command::new("id").arg("-u").output().unwrap();
     if String::from_utf8_lossy(&root.stdout).trim() != "0" {
-        eprintln!("not root: a directory of another owner cannot be set up here; not checked");
+        support::not_tested_without_root(
+            "a cache directory whose mode cannot change (one warning, still cached)",
+            "not run as root, so no directory of another owner can be set up",
+        );
         return;
     }
     let fake = FakeCarto::start();

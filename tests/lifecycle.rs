@@ -151,6 +151,10 @@ fn a_cancelled_login_neither_blocks_the_exit_nor_swallows_the_next_answer() {
     let url = after.unwrap_or_else(|| {
         child.wait_new_line(Duration::from_secs(20), |l| l.starts_with(&prefix))
     });
+    // Answered the moment the address is shown, as a program driving the
+    // login would: the second login may not have asked yet, and the line
+    // is still its own (it took over the first login's waiting question
+    // before showing the address), not dropped as the first login's.
     child.write_line(&fake.authorize(&url));
     let (result, stderr) = child.result(Duration::from_secs(30));
     assert_eq!(result, format!("ok {}", fake.api_base_url()), "{stderr}");

@@ -408,7 +408,13 @@ impl ChildSession {
             assert!(Instant::now() < deadline, "child did not exit");
             std::thread::sleep(Duration::from_millis(10));
         }
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+        // All of its output, to the end (a warning on stderr can be read
+        // after the RESULT on stdout): the readers stop at the pipes' end.
+        // The deadline only guards against a grandchild holding them open.
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             self.seen.push(l);
         }
         let stderr = self

@@ -186,7 +186,7 @@ pub struct FakeCarto {
     _redirect_port: PortLease,
     server: Arc<tiny_http::Server>,
     pub(crate) state: Arc<Mutex<State>>,
-    /// Notified after each request is recorded.
+    /// Notified after each request is recorded, and again once answered.
     recorded: Arc<Condvar>,
 }
 
@@ -378,17 +378,25 @@ impl FakeCarto {
         }
     }
 
-    /// The user code of the latest device login, waiting (bounded) for one.
-    pub fn wait_user_code(&self, timeout: Duration) -> String {
-        self.wait_requests("/oauth/device/code", 1, timeout);
+    /// The user code of the `nth` device login this fake started (0: the
+    /// first), waiting (bounded) until it has been issued. Counted, not
+    /// "the latest": a request to `/oauth/device/code` is recorded before
+    /// its code is issued, so the latest code can still be the previous
+    /// login's.
+    pub fn wait_user_code(&self, nth: usize, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
+        let mut s = self.state.lock().unwrap();
         loop {
-            let latest = self.state.lock().unwrap().devices.issued.last().cloned();
-            if let Some(code) = latest {
-                return code;
+            if let Some(code) = s.devices.issued.get(nth) {
+                return code.clone();
             }
-            assert!(Instant::now() < deadline, "no device code was issued");
-            std::thread::sleep(Duration::from_millis(10));
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "device login {nth} got no code within {timeout:?} ({} issued)",
+                s.devices.issued.len()
+            );
+            s = self.recorded.wait_timeout(s, left).unwrap().0;
         }
     }
 
@@ -570,6 +578,8 @@ fn handle(
         return answer_fault(request, fault);
     }
     let (status, body, location, content_type) = route(&recorded, state, base, redirect_uri);
+    // What the route changed (a device code issued) is waited on too.
+    recorded_cv.notify_all();
     let mut response = tiny_http::Response::from_string(body).with_status_code(status);
     response.add_header(tiny_http::Header::from_bytes("Content-Type", content_type).unwrap());
     if let Some(location) = location {

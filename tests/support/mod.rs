@@ -43,6 +43,19 @@ pub fn file_mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+/// Says, past libtest's capture (a passing test's `eprintln!` is never
+/// shown), that `unchecked` was NOT TESTED on this machine and why, as
+/// [`has_ipv6_loopback`] does; with `CARTO_AUTH_TEST_ROOT=required` (a CI
+/// that runs as root and must check everything), fails instead.
+pub fn not_tested_without_root(unchecked: &str, why: &str) {
+    use std::io::Write as _;
+    assert!(
+        std::env::var("CARTO_AUTH_TEST_ROOT").as_deref() != Ok("required"),
+        "{unchecked}: {why}, and CARTO_AUTH_TEST_ROOT=required"
+    );
+    let _ = writeln!(std::io::stderr().lock(), "\nNOT TESTED: {unchecked}: {why}");
+}
+
 /// An extra route of the fake: the request, and whether its bearer token
 /// is one the fake issued and unexpired; answers status and JSON.
 pub type Route = Arc<dyn Fn(&Recorded, bool) -> (u16, String) + Send + Sync>;
