@@ -213,6 +213,10 @@ const ops = {
       name,
       { timeout: 60_000 },
     );
+    // JupyterLab covers the page with its splash screen (the logo) while it
+    // changes theme, and takes it away with a fade: nothing under it can be
+    // clicked, read or seen until it is gone.
+    await page.locator('#jupyterlab-splash').waitFor({ state: 'detached', timeout: 60_000 });
     await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
     return { light: await page.evaluate(() => document.body.dataset.jpThemeLight) };
   },
@@ -232,7 +236,7 @@ const ops = {
   async inspect({ cell: i }) {
     const c = cell(i);
     await c.scrollIntoViewIfNeeded();
-    const cards = await c.evaluate((el) => {
+    const cards = await c.evaluate(async (el) => {
       // The colour a person sees: an element's colour over the first
       // opaque background behind it (alpha composited on the way up).
       const parse = (s) => {
@@ -269,7 +273,10 @@ const ops = {
       // Each card is the top element of an HTML output. Its role and label
       // may be gone (the sanitizer of an untrusted notebook): then its
       // title names it.
-      return [...el.querySelectorAll('.jp-RenderedHTMLCommon > div')].map((card) => {
+      // Two frames: what a scroll moved is laid out and painted by then.
+      const settled = () => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+      const found = [];
+      for (const card of el.querySelectorAll('.jp-RenderedHTMLCommon > div')) {
         const texts = [];
         const walker = document.createTreeWalker(card, NodeFilter.SHOW_TEXT);
         for (let t = walker.nextNode(); t; t = walker.nextNode()) {
@@ -290,11 +297,15 @@ const ops = {
         let button = null;
         if (link) {
           // What a click at its centre reaches, with the button in view.
-          link.scrollIntoView({ block: 'center' });
+          // JupyterLab lays a scrolled notebook out again on its own
+          // frame (and a loaded machine is late to it): measure after it.
+          link.scrollIntoView({ block: 'center', behavior: 'instant' });
+          await settled();
           const r = link.getBoundingClientRect();
           const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
           button = {
-            text: link.innerText.trim(), href: link.href, width: r.width, height: r.height,
+            text: link.innerText.trim(), href: link.href, x: r.x, y: r.y, width: r.width, height: r.height,
+            viewport: [innerWidth, innerHeight],
             hit: hit === link || link.contains(hit), hitElement: hit ? hit.outerHTML.slice(0, 300) : null,
           };
         }
@@ -302,7 +313,7 @@ const ops = {
           alt: img.alt, width: img.getBoundingClientRect().width, height: img.getBoundingClientRect().height,
           loaded: img.complete && img.naturalWidth > 0,
         }));
-        return {
+        found.push({
           label: card.getAttribute('aria-label')
             ?? (card.firstElementChild?.innerText ?? '').replace(/^\u2713\s*/, '').trim(),
           role: card.getAttribute('role'),
@@ -311,8 +322,9 @@ const ops = {
           button,
           images,
           svgs: card.querySelectorAll('svg').length,
-        };
-      });
+        });
+      }
+      return found;
     });
     return { output: await outputOf(i), cards };
   },
