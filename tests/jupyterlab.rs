@@ -5,413 +5,43 @@
 //! answered through JupyterLab's input box, with its streamed QR code read
 //! by zbar from a screenshot in the light and the dark theme (what a phone
 //! sees); the device code; the login card and the session cards, readable
-//! in both themes; the notebook saved, then reopened untrusted, where the
-//! card's QR code must still be there and still scan.
+//! in both themes; a map typed into a new cell at the end, drawn from the
+//! fake Maps API (`tests/support/maps_api.rs`) with the scripts served
+//! locally, read from a screenshot of JupyterLab's page in both themes
+//! (the layer's colour at the places, the theme's background elsewhere);
+//! the notebook saved (no session token in it, the map's scoped one is),
+//! then reopened untrusted, where the card's QR code must still be there
+//! and still scan. The JupyterLab plumbing is `tests/support/jupyterlab.rs`.
 //!
-//! Nothing is skipped: without JupyterLab, playwright-core, Chromium, zbar or
-//! evcxr this fails (`scripts/test` installs them). Screenshots are kept in
-//! the target directory (`target/tmp/jupyterlab/`; their paths are printed).
+//! Nothing is skipped: without JupyterLab, playwright-core, Chromium, zbar,
+//! evcxr or the map's npm packages this fails (`scripts/test` installs
+//! them). Screenshots are kept in the target directory
+//! (`target/tmp/jupyterlab/`; their paths are printed).
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use support::FakeCarto;
+use support::jupyterlab::{
+    Browser, CELL_TIMEOUT, DARK, DEP_TIMEOUT, LIGHT, Lab, START_TIMEOUT, Session, manifest_dir,
+};
+use support::map_site::{MapSite, Sample, assert_colors};
+use support::maps_api::{self, FakeMaps};
 
-/// The first `:dep` compiles everything on a cold cache (minutes).
-const DEP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-/// Any other cell: compiling it takes a second or two.
-const CELL_TIMEOUT: Duration = Duration::from_secs(180);
-/// Starting JupyterLab, or the browser; each step of the driver.
-const START_TIMEOUT: Duration = Duration::from_secs(180);
 /// The notebook, as shipped; its `:dep` line points at this checkout.
 const NOTEBOOK: &str = "remote_kernel";
-const LIGHT: &str = "JupyterLab Light";
-const DARK: &str = "JupyterLab Dark";
 /// WCAG AA for body text.
 const MIN_CONTRAST: f64 = 4.5;
-
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Where screenshots are kept after the test.
-fn shots_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("jupyterlab");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Sends SIGTERM, then SIGKILL after `grace`, to the process group `pgid`.
-fn stop_group(child: &mut Child, grace: Duration) {
-    let pgid = child.id().to_string();
-    let _ = Command::new("kill")
-        .args(["-TERM", "--", &format!("-{pgid}")])
-        .status();
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pgid}")])
-        .status();
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-// ---- the JupyterLab server ----
-
-/// A JupyterLab server on 127.0.0.1, on a port it chose itself, with its own
-/// token and Jupyter directories (an evcxr kernel spec, the theme) in a
-/// temporary directory, serving `root`. Its kernels inherit its environment.
-struct Lab {
-    server: Child,
-    port: u16,
-    token: String,
-    dir: tempfile::TempDir,
-}
-
-impl Lab {
-    fn start(home: &Path, root: &Path, env: &[(String, String)]) -> Lab {
-        let dir = tempfile::Builder::new()
-            .prefix("carto-jlab-")
-            .tempdir()
-            .unwrap();
-        let data = dir.path().join("data");
-        let runtime = dir.path().join("runtime");
-        let settings = dir.path().join("settings");
-        let spec = data.join("kernels").join("rust");
-        for d in [&spec, &runtime, &settings, &dir.path().join("config")] {
-            std::fs::create_dir_all(d).unwrap();
-        }
-        // The notebooks' kernel spec is "rust": this exact evcxr_jupyter.
-        std::fs::write(
-            spec.join("kernel.json"),
-            json!({
-                "argv": [support::tools::evcxr(), "--control_file", "{connection_file}"],
-                "display_name": "Rust",
-                "language": "rust",
-            })
-            .to_string(),
-        )
-        .unwrap();
-        // User settings: the light theme to start with, every cell in the
-        // page (no windowing: the driver finds cells by index), no news.
-        for (file, value) in [
-            (
-                "@jupyterlab/apputils-extension/themes.jupyterlab-settings",
-                json!({ "theme": LIGHT }),
-            ),
-            (
-                "@jupyterlab/notebook-extension/tracker.jupyterlab-settings",
-                json!({ "windowingMode": "none" }),
-            ),
-            (
-                "@jupyterlab/apputils-extension/notification.jupyterlab-settings",
-                json!({ "fetchNews": "false", "checkForUpdates": false }),
-            ),
-        ] {
-            let path = settings.join(file);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, value.to_string()).unwrap();
-        }
-        let token = support::random_word();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let mut cmd = Command::new(support::tools::jupyter_lab());
-        support::evcxr::kernel_env(&mut cmd, home, env);
-        cmd.args([
-            "--no-browser",
-            "--allow-root",
-            "--ip=127.0.0.1",
-            // Port 0: the server binds a free port itself (no race with
-            // another process between choosing and binding).
-            "--port=0",
-            "--ServerApp.port_retries=0",
-        ])
-        .arg(format!("--IdentityProvider.token={token}"))
-        .arg(format!("--ServerApp.root_dir={}", root.display()))
-        .env("JUPYTER_CONFIG_DIR", dir.path().join("config"))
-        .env("JUPYTER_DATA_DIR", &data)
-        .env("JUPYTER_RUNTIME_DIR", &runtime)
-        .env("JUPYTERLAB_SETTINGS_DIR", &settings)
-        .env("JUPYTERLAB_WORKSPACES_DIR", dir.path().join("workspaces"))
-        .env("JUPYTER_PATH", &data)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        // Its own process group, stopped as a whole at the end.
-        .process_group(0);
-        let server = cmd.spawn().expect("start jupyter-lab");
-        let mut lab = Lab {
-            port: 0,
-            token,
-            server,
-            dir,
-        };
-        // The server writes its port into its runtime file once it listens.
-        let info = runtime.join(format!("jpserver-{}.json", lab.server.id()));
-        let deadline = Instant::now() + START_TIMEOUT;
-        let port = loop {
-            if let Some(port) = std::fs::read_to_string(&info)
-                .ok()
-                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                .and_then(|v| v["port"].as_u64())
-            {
-                break port;
-            }
-            if let Ok(Some(status)) = lab.server.try_wait() {
-                panic!("jupyter-lab exited ({status}):\n{}", lab.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "jupyter-lab did not start within {START_TIMEOUT:?}:\n{}",
-                lab.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        lab.port = u16::try_from(port).unwrap();
-        lab
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
-    }
-
-    /// The page of a notebook, with a fresh workspace.
-    fn notebook_page(&self, file: &str) -> String {
-        self.url(&format!("lab/tree/{file}?reset&token={}", self.token))
-    }
-
-    /// A file as the contents API gives it (with the server's view of
-    /// trust: `metadata.trusted` on each code cell).
-    fn contents(&self, file: &str) -> Value {
-        let (status, _, body) = support::http_get(&self.url(&format!(
-            "api/contents/{file}?content=1&token={}",
-            self.token
-        )));
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    fn log(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-}
-
-impl Drop for Lab {
-    /// SIGTERM makes the server shut its kernels down (each in a process
-    /// group of its own); then its group is killed.
-    fn drop(&mut self) {
-        stop_group(&mut self.server, Duration::from_secs(20));
-    }
-}
-
-// ---- the browser, through the driver ----
-
-struct Browser {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    events: Receiver<Value>,
-}
-
-impl Browser {
-    fn start() -> Browser {
-        let mut child = Command::new(support::tools::node())
-            .arg(
-                manifest_dir()
-                    .join("tests")
-                    .join("jupyterlab")
-                    .join("driver.mjs"),
-            )
-            .args(["--deadline", &(DEP_TIMEOUT * 2).as_secs().to_string()])
-            .env("CARTO_AUTH_NODE_MODULES", support::tools::node_modules())
-            .env("CARTO_AUTH_CHROMIUM", support::tools::chromium())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .process_group(0)
-            .spawn()
-            .expect("start node");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, events) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let event = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| json!({"event": "noise", "text": line}));
-                if tx.send(event).is_err() {
-                    break;
-                }
-            }
-        });
-        Browser {
-            child,
-            stdin,
-            events,
-        }
-    }
-
-    /// Sends one command and returns its answer; a failure of the driver
-    /// fails the test with its message (and the server's log).
-    fn send(&mut self, lab: &Lab, command: Value, timeout: Duration) -> Value {
-        let stdin = self.stdin.as_mut().expect("the driver's stdin");
-        writeln!(stdin, "{command}")
-            .and_then(|()| stdin.flush())
-            .expect("the driver is gone");
-        let deadline = Instant::now() + timeout + Duration::from_secs(30);
-        loop {
-            match self
-                .events
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(event) if event["event"] == "ok" => return event,
-                Ok(event) if event["event"] == "noise" => eprintln!("driver: {}", event["text"]),
-                Ok(event) => panic!(
-                    "the driver failed at {command}: {event}\n--- JupyterLab's log ---\n{}",
-                    lab.log()
-                ),
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("no answer to {command} within {timeout:?}\n{}", lab.log())
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("the driver exited at {command}\n{}", lab.log())
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Browser {
-    /// Closing stdin makes the driver close Chromium and exit.
-    fn drop(&mut self) {
-        self.stdin = None;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        stop_group(&mut self.child, Duration::from_secs(1));
-    }
-}
-
-/// A person at JupyterLab: the server, the browser, the open notebook's
-/// cells (markdown or code, and their sources, to find each code cell by a
-/// piece of its code).
-struct Session {
-    lab: Lab,
-    browser: Browser,
-    cells: Vec<(bool, String)>,
-}
-
-impl Session {
-    fn send(&mut self, command: Value, timeout: Duration) -> Value {
-        self.browser.send(&self.lab, command, timeout)
-    }
-
-    /// The index of the one code cell that contains `piece`.
-    fn cell(&self, piece: &str) -> usize {
-        let found: Vec<usize> = (0..self.cells.len())
-            .filter(|&i| self.cells[i].0 && self.cells[i].1.contains(piece))
-            .collect();
-        assert_eq!(found.len(), 1, "cells with {piece:?}: {:#?}", self.cells);
-        found[0]
-    }
-
-    fn run(&mut self, cell: usize) {
-        self.send(json!({"op": "run", "cell": cell}), START_TIMEOUT);
-    }
-
-    /// Waits for the cell to be done, to show an input box (`"stdin"`) or
-    /// to show `text`, and returns what it shows.
-    fn wait(&mut self, cell: usize, until: &str, text: &str, timeout: Duration) -> Value {
-        let command = json!({"op": "wait", "cell": cell, "until": until, "text": text,
-            "timeout": timeout.as_secs()});
-        self.send(command, timeout)["output"].clone()
-    }
-
-    /// Runs a cell to its end; its output must show no error.
-    fn run_to_end(&mut self, cell: usize, timeout: Duration) -> Value {
-        self.run(cell);
-        let output = self.wait(cell, "done", "", timeout);
-        let text = output["text"].as_str().unwrap_or_default();
-        assert!(
-            !text.to_ascii_lowercase().contains("error"),
-            "cell {cell} failed:\n{}\n---\n{text}",
-            self.cells[cell].1
-        );
-        output
-    }
-
-    fn theme(&mut self, name: &str) {
-        let answer = self.send(json!({"op": "theme", "name": name}), START_TIMEOUT);
-        assert_eq!(
-            answer["light"],
-            if name == DARK { "false" } else { "true" },
-            "{answer}"
-        );
-    }
-
-    /// A screenshot of a cell's output (`"stdout"` or `"html"`), kept in
-    /// the target directory, and what zbar decodes in it.
-    fn scan(&mut self, cell: usize, output: &str, name: &str) -> Option<String> {
-        let path = shots_dir().join(format!("{name}.png"));
-        let _ = std::fs::remove_file(&path);
-        self.send(
-            json!({"op": "screenshot", "cell": cell, "output": output, "path": path}),
-            START_TIMEOUT,
-        );
-        eprintln!("screenshot: {}", path.display());
-        zbar(&path)
-    }
-
-    /// The cards a cell shows, as measured in the page.
-    fn cards(&mut self, cell: usize) -> Vec<Value> {
-        let answer = self.send(json!({"op": "inspect", "cell": cell}), START_TIMEOUT);
-        answer["cards"].as_array().cloned().unwrap_or_default()
-    }
-}
-
-/// What zbar reads in a picture: the text of its one QR code, or `None`.
-fn zbar(picture: &Path) -> Option<String> {
-    let mut child = Command::new(support::tools::zbarimg())
-        .args(["--quiet", "--raw", "-Sdisable", "-Sqrcode.enable"])
-        .arg(picture)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start zbarimg");
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
-        text
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "zbarimg did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let text = reader.join().unwrap();
-    // zbarimg exits with 4 when it found no code.
-    (status.success() && !text.trim().is_empty()).then(|| text.trim_end_matches('\n').to_string())
-}
+/// The map's layer.
+const MAP_RED: [u8; 3] = [230, 20, 20];
+/// What shows behind a cell's output in each theme (`--jp-layout-color0`).
+const THEMES: [(&str, &str, [u8; 3]); 2] = [
+    (LIGHT, "light", [255, 255, 255]),
+    (DARK, "dark", [17, 17, 17]),
+];
 
 /// A card as a person sees it: every text on it readable (WCAG AA
 /// contrast against what is behind it).
@@ -500,6 +130,38 @@ fn authorize_url(output: &Value, fake: &FakeCarto) -> String {
         .to_string()
 }
 
+/// A map drawn in a cell added at the end of the notebook, as in `map.ipynb`: with the
+/// logged-in session's token and the fake Maps API as its API base URL
+/// (`CARTO_AUTH_TEST_MAPS_API`, the test's own variable:
+/// `CARTO_API_BASE_URL` would change the logins), the scripts from
+/// `CARTO_AUTH_JS_URL`, and no basemap (its tiles are on the internet).
+fn map_cell() -> String {
+    format!(
+        "let maps = CartoAuth::from_token(\n    auth.get_access_token()?,\n    \
+         std::env::var(\"CARTO_AUTH_TEST_MAPS_API\")?,\n);\n\
+         maps.map()\n    .basemap(carto_auth::Basemap::None)\n    .layer(\n        \
+         carto_auth::Layer::vector_query({:?}, {:?})\n            \
+         .query_parameters(carto_auth::json!({{\"skip\": \"none\"}}))\n            \
+         .fill_color({MAP_RED:?})\n            .line_width(0.0)\n            \
+         .point_radius(9.0)\n            .tooltip([\"name\", \"kind\"]),\n    )",
+        maps_api::CONNECTION,
+        maps_api::PLACES_SQL
+    )
+}
+
+/// Where the map's layer is (the places of the fake Maps API), and where
+/// only JupyterLab's background shows.
+fn map_samples() -> Vec<Sample> {
+    let red = Some(MAP_RED);
+    vec![
+        Sample::new("Madrid", -3.7038, 40.4168, red),
+        Sample::new("Barcelona", 2.1734, 41.3851, red),
+        Sample::new("Valencia area", -0.7, 39.45, red),
+        Sample::new("between the cities", -1.5, 41.0, None),
+        Sample::new("the sea", 1.2, 39.6, None),
+    ]
+}
+
 /// The shipped notebook, copied into `root` with its `:dep` line pointing
 /// at this checkout (`path = ".."` is `notebooks/`' parent); its cells,
 /// each with whether it is code.
@@ -557,8 +219,12 @@ fn the_remote_kernel_notebook_in_jupyterlab_light_and_dark_saved_and_reopened_un
     let root = home.path().join("work");
     std::fs::create_dir_all(&root).unwrap();
     let cells = copy_notebook(&root);
+    let maps = FakeMaps::start(&fake);
+    let site = MapSite::start();
     let (browser_script, opened) = support::recording_browser(home.path());
     let mut env = fake.env();
+    env.push(("CARTO_AUTH_TEST_MAPS_API".into(), maps.base.clone()));
+    env.push(("CARTO_AUTH_JS_URL".into(), site.js_url()));
     env.push(("BROWSER".into(), browser_script.display().to_string()));
     // What JupyterHub sets: no browser can come back to this kernel.
     env.push(("JUPYTERHUB_USER".into(), "ana".into()));
@@ -688,10 +354,42 @@ fn the_remote_kernel_notebook_in_jupyterlab_light_and_dark_saved_and_reopened_un
         "{token}"
     );
 
-    // Saved: outputs and all, no token in the file.
+    // A map in the cell, drawn from the fake Maps API with a token scoped
+    // to it: the layer's colour where the places are, and JupyterLab's
+    // background elsewhere, in the light theme and the dark one.
+    let map = s.append(&map_cell());
+    s.run_to_end(map, CELL_TIMEOUT);
+    let scoped = maps.scoped_tokens();
+    assert_eq!(scoped.len(), 1, "one token for the map");
+    for (theme, name, background) in THEMES {
+        s.theme(theme);
+        let found = s.map(map, &map_samples(), &format!("map-{name}"));
+        assert_colors(theme, &found, &map_samples(), background);
+        assert_eq!(
+            found["samples"][0]["tooltip"], "name: Madrid\nkind: capital",
+            "{theme}"
+        );
+    }
+    s.theme(LIGHT);
+    let api: Vec<_> = maps
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "OPTIONS" && r.path.starts_with("/v3/maps/"))
+        .collect();
+    assert!(
+        api.iter().any(|r| r.path.starts_with("/v3/maps/tiles/")),
+        "no tiles were asked for"
+    );
+    for r in &api {
+        assert_eq!(r.bearer(), Some(scoped[0].token.as_str()), "{}", r.path);
+    }
+
+    // Saved: outputs and all, no session token in the file (the map's
+    // scoped one is there by design).
     s.send(json!({"op": "save"}), START_TIMEOUT);
     let saved = std::fs::read_to_string(root.join(format!("{NOTEBOOK}.ipynb"))).unwrap();
     assert!(saved.contains("Sign in to CARTO") && saved.contains("CARTO session"));
+    assert!(saved.contains(&scoped[0].token), "the map is saved");
     for token in fake.issued_tokens() {
         assert!(!saved.contains(&token), "a token in the saved notebook");
     }

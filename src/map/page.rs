@@ -130,11 +130,16 @@ pub(crate) fn document(config: &Value, js_base: &str, attribution: bool) -> Stri
 /// The cell's HTML: the page in an `<iframe srcdoc>` (pydeck's way; it
 /// keeps the page's scripts in order in JupyterLab, which re-creates each
 /// `<script>` of a cell's HTML), and a caption about the token under it.
+///
+/// The iframe's `color-scheme` is the page's own (light): JupyterLab's dark
+/// themes set `color-scheme: dark` on the body, and a browser paints an
+/// opaque white backdrop behind a transparent page whose scheme differs
+/// from its iframe's, hiding the notebook's background around the layers.
 pub(crate) fn cell(document: &str, height: u32, caption: &str) -> String {
     format!(
         "<div class=\"carto-auth-map\" style=\"max-width:100%\">\
          <iframe srcdoc=\"{}\" title=\"CARTO map\" \
-         style=\"width:100%;height:{height}px;border:0;display:block\"></iframe>\
+         style=\"width:100%;height:{height}px;border:0;display:block;color-scheme:light\"></iframe>\
          <div style=\"{MUTED}\">{}</div></div>",
         escape(document),
         escape(caption)

@@ -15,9 +15,18 @@
 //      "text": "...", "timeout": 900}      -> {"output": <cell>}
 //     {"op": "input", "cell": 3, "value": "..."}  types into its input box, Enter
 //     {"op": "edit", "cell": 3, "source": "..."}  replaces the cell's code
+//     {"op": "append", "source": "..."}     a code cell at the end: the empty one
+//                                           there, else a new one (key b)
+//                                           -> {"cell": <its index>}
 //     {"op": "theme", "name": "JupyterLab Dark"}  Settings > Theme > name
 //     {"op": "screenshot", "cell": 3, "output": "stdout" | "html", "path": "..."}
 //     {"op": "inspect", "cell": 3}          -> {"output": <cell>, "cards": [...]}
+//     {"op": "map", "cell": 3, "samples": [{"name", "lon", "lat"}], "path": "..."}
+//                                           waits for the cell's map to report
+//                                           (drawn or failed); a screenshot of
+//                                           it -> {"map": {state, frameText,
+//                                           samples: [{name, x, y, rgb,
+//                                           tooltip}], tiles, viewport}}
 //     {"op": "save"}                        File > Save (Ctrl+S); waits until saved
 //     {"op": "shutdown"}
 //   driver -> test (stdout)
@@ -200,6 +209,26 @@ const ops = {
     return {};
   },
 
+  async append({ source }) {
+    const count = await notebook().locator('.jp-Cell').count();
+    const last = cell(count - 1);
+    await last.scrollIntoViewIfNeeded();
+    // Running the last cell (Run, then select the next) added an empty
+    // code cell after it: that one is typed into.
+    const empty = await last.evaluate((el) => el.classList.contains('jp-CodeCell')
+      && !el.querySelector('.cm-content')?.innerText.trim());
+    if (empty) {
+      await ops.edit({ cell: count - 1, source });
+      return { cell: count - 1 };
+    }
+    await last.locator('.jp-InputPrompt').click();
+    await page.keyboard.press('Escape'); // command mode
+    await page.keyboard.press('b');
+    await cell(count).waitFor({ timeout: 30_000 });
+    await ops.edit({ cell: count, source });
+    return { cell: count };
+  },
+
   async theme({ name }) {
     await noDialog();
     await page.locator('.lm-MenuBar-itemLabel', { hasText: /^Settings$/ }).click();
@@ -327,6 +356,60 @@ const ops = {
       return found;
     });
     return { output: await outputOf(i), cards };
+  },
+
+  async map({ cell: i, samples, path: file }) {
+    const frame = cell(i).locator('iframe[title="CARTO map"]').last();
+    await frame.scrollIntoViewIfNeeded();
+    const handle = await frame.elementHandle();
+    // The page keeps its state on its root element: drawn, or why not.
+    await page.waitForFunction((f) => {
+      const state = f.contentDocument?.documentElement?.getAttribute('data-map-state');
+      return state === 'ready' || state === 'error';
+    }, handle, { timeout: 120_000 }).catch(async (e) => {
+      throw new Error(`cell ${i}: the map did not report (${e.message}); it shows: ${await handle.evaluate((f) => f.contentDocument?.body?.innerText)}`);
+    });
+    // Where each place is in the iframe, and what the pointer shows there
+    // (the iframe's document is the page's origin: srcdoc).
+    const found = await handle.evaluate(async (f, samples) => {
+      const doc = f.contentDocument;
+      const state = doc.documentElement.getAttribute('data-map-state');
+      const out = { state, rootState: state, frameText: doc.body.innerText };
+      const map = f.contentWindow.cartoAuthDeck;
+      const canvas = doc.querySelector('canvas');
+      if (state !== 'ready' || !map || !canvas) return out;
+      map.redraw(true);
+      await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      const box = canvas.getBoundingClientRect();
+      const viewport = map.getViewports()[0];
+      out.samples = samples.map((s) => {
+        const [x, y] = viewport.project([s.lon, s.lat]);
+        const info = map.pickObject({ x, y, radius: 1 });
+        const tip = info && map.props.getTooltip ? map.props.getTooltip(info) : null;
+        return { name: s.name, x: box.x + x, y: box.y + y, tooltip: tip ? tip.text : null };
+      });
+      out.tiles = map.layerManager.getLayers().filter((l) => l.state && l.state.tileset).map((l) =>
+        [l.id, l.isLoaded, l.state.tileset.selectedTiles.map((t) => [t.id, t.isLoaded, !!t.content])]);
+      out.viewport = [viewport.width, viewport.height, viewport.zoom];
+      return out;
+    }, samples);
+    if (!found.samples) return { map: found };
+    // The colours a person sees there: a screenshot of the iframe over
+    // JupyterLab's page, read back through a canvas of the page.
+    const png = await frame.screenshot({ path: file, animations: 'disabled', caret: 'hide' });
+    const rgbs = await page.evaluate(async ({ data, points }) => {
+      const img = new Image();
+      img.src = `data:image/png;base64,${data}`;
+      await img.decode();
+      const c = document.createElement('canvas');
+      c.width = img.naturalWidth;
+      c.height = img.naturalHeight;
+      const ctx = c.getContext('2d');
+      ctx.drawImage(img, 0, 0);
+      return points.map(([x, y]) => [...ctx.getImageData(Math.round(x), Math.round(y), 1, 1).data.slice(0, 3)]);
+    }, { data: png.toString('base64'), points: found.samples.map((s) => [s.x, s.y]) });
+    found.samples.forEach((s, k) => { s.rgb = rgbs[k]; });
+    return { map: found };
   },
 
   async save() {

@@ -15,6 +15,7 @@ pub mod evcxr;
 mod fake;
 pub mod headless;
 mod http;
+pub mod jupyterlab;
 pub mod jwt;
 pub mod map_site;
 pub mod maps_api;
