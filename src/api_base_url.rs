@@ -131,6 +131,25 @@ impl ApiBaseUrl {
     }
 }
 
+/// `{api}/{segments}`, each segment encoded as one path segment (a `/` or
+/// `?` in a connection name cannot reach another endpoint), the API's own
+/// path kept.
+pub(crate) fn endpoint(api_base_url: &str, segments: &[&str]) -> Result<String> {
+    let invalid = |reason| Error::InvalidSetting {
+        what: "the API base URL".into(),
+        value: api_base_url.into(),
+        reason,
+    };
+    let mut url = url::Url::parse(api_base_url).map_err(|_| {
+        invalid("an http(s) URL such as https://gcp-us-east1.api.carto.com was expected")
+    })?;
+    url.path_segments_mut()
+        .map_err(|()| invalid("it cannot have a path"))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url.to_string())
+}
+
 impl fmt::Display for ApiBaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::api_base_url::endpoint;
 use crate::auth::CartoAuth;
 use crate::error::{Error, Result, Service};
 use crate::http::{Http, describe_body, describe_json};
@@ -110,22 +111,9 @@ impl CartoAuth {
     }
 }
 
-/// `{api}/v3/sql/{connection}/query`, the connection name encoded as one
-/// path segment (a `/` or `?` in it cannot reach another endpoint).
+/// `{api}/v3/sql/{connection}/query`.
 fn query_url(api_base_url: &str, connection: &str) -> Result<String> {
-    let invalid = |reason| Error::InvalidSetting {
-        what: "the API base URL".into(),
-        value: api_base_url.into(),
-        reason,
-    };
-    let mut url = url::Url::parse(api_base_url).map_err(|_| {
-        invalid("an http(s) URL such as https://gcp-us-east1.api.carto.com was expected")
-    })?;
-    url.path_segments_mut()
-        .map_err(|()| invalid("it cannot have a path"))?
-        .pop_if_empty()
-        .extend(["v3", "sql", connection, "query"]);
-    Ok(url.to_string())
+    endpoint(api_base_url, &["v3", "sql", connection, "query"])
 }
 
 /// CARTO's error answer, quoted, with the connection and what to check.

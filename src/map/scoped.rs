@@ -11,6 +11,7 @@
 
 use serde_json::{Value, json};
 
+use crate::api_base_url::endpoint;
 use crate::error::{Error, Result, Service};
 use crate::http::{Http, describe_body, describe_json};
 use crate::map::layer::Layer;
@@ -59,19 +60,7 @@ pub(crate) fn request_body(layers: &[Layer], expires_at: i64) -> Value {
 
 /// `{api}/v3/tokens`.
 fn tokens_url(api_base_url: &str) -> Result<String> {
-    let invalid = |reason| Error::InvalidSetting {
-        what: "the API base URL".into(),
-        value: api_base_url.into(),
-        reason,
-    };
-    let mut url = url::Url::parse(api_base_url).map_err(|_| {
-        invalid("an http(s) URL such as https://gcp-us-east1.api.carto.com was expected")
-    })?;
-    url.path_segments_mut()
-        .map_err(|()| invalid("it cannot have a path"))?
-        .pop_if_empty()
-        .extend(["v3", "tokens"]);
-    Ok(url.to_string())
+    endpoint(api_base_url, &["v3", "tokens"])
 }
 
 /// Creates the map's token with the session's `bearer`.
