@@ -2,6 +2,8 @@
 //! and the text the built-in prompts write from it, with the device flow's
 //! code large and plain and, where a phone can finish the login, a QR code.
 
+use crate::evcxr_output::streamed_text;
+
 /// Which way the login completes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -60,10 +62,19 @@ pub(crate) fn evcxr_login_text(login: &LoginInstructions) -> LoginText {
 /// explicit colours, for a terminal (not for a file or a pipe).
 pub(crate) fn terminal_login_text(login: &LoginInstructions, ansi: bool) -> String {
     let text = instructions_text(login);
-    if login.flow != Flow::DeviceCode {
-        return text;
+    let login_text = if login.flow == Flow::DeviceCode {
+        with_qr(text, &login.authorize_url, ansi)
+    } else {
+        LoginText { text, qr: None }
+    };
+    // The data's control characters made visible, as in a notebook: an
+    // organization or a server's address must not move the cursor, retitle
+    // the window or recolour what follows. The QR code's colours are ours.
+    LoginText {
+        text: streamed_text(&login_text.text),
+        qr: login_text.qr,
     }
-    with_qr(text, &login.authorize_url, ansi).joined()
+    .joined()
 }
 
 /// The text a waiting login streams, in two parts kept apart: `text` holds
@@ -308,6 +319,24 @@ mod tests {
             terminal_login_text(&paste, false),
             instructions_text(&paste)
         );
+    }
+
+    #[test]
+    fn a_terminal_shows_the_datas_escape_sequences_as_text_and_keeps_the_qr_codes_colours() {
+        let mut l = device_login();
+        l.org = Some("acme\x1b[2J\x1b]0;pwned\x07".into());
+        let text = terminal_login_text(&l, true);
+        assert!(
+            text.contains("organization acme\u{241b}[2J\u{241b}]0;pwned\u{2407}"),
+            "{text:?}"
+        );
+        let (before_qr, qr) = text
+            .split_once("Or scan this QR code with a phone:\n")
+            .unwrap_or((text.as_str(), ""));
+        assert!(!before_qr.contains('\x1b'), "{before_qr:?}");
+        #[cfg(any(feature = "notebook", feature = "cli"))]
+        assert!(qr.starts_with("\x1b[37;47m"), "{qr:?}");
+        let _ = qr;
     }
 
     /// The modules of `data`'s QR code, dark as `true`, row by row.

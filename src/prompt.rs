@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::environment::in_evcxr;
-use crate::evcxr_output::{write_drawing, write_streamed};
+use crate::evcxr_output::{streamed_text, write_drawing, write_streamed};
 use crate::instructions::{LoginInstructions, LoginText, evcxr_login_text, terminal_login_text};
 use crate::no_input::ask_until_heard;
 
@@ -90,7 +90,8 @@ impl Prompt for TerminalPrompt {
     }
 
     fn notice(&self, message: &str) {
-        say(std::io::stderr(), &format!("{message}\n"));
+        // A refusal quotes the server's words: shown, never obeyed.
+        say(std::io::stderr(), &streamed_text(message));
     }
 
     fn no_input_hint(&self) -> &'static str {
