@@ -5,7 +5,6 @@ use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::Value;
 
 use crate::api_base_url::{ApiBaseUrl, Origin};
-use crate::config::Common;
 use crate::endpoints::{Endpoints, tenant_config_url};
 use crate::error::{Error, Result, Service};
 use crate::http::{Http, describe_json};
@@ -15,15 +14,13 @@ use crate::secret::AccessToken;
 /// the tenant, whose `config.yaml` names the API. `Ok(None)` when the
 /// account has no `tenant_domain`: the Python package then goes on without
 /// an API base URL, and so does this crate.
-pub(crate) async fn discover_api_base_url(
+pub(crate) fn discover_api_base_url(
     http: &Http,
     endpoints: &Endpoints,
     token: &AccessToken,
 ) -> Result<Option<ApiBaseUrl>> {
     let accounts_url = endpoints.accounts_endpoint();
-    let account = http
-        .get_json(Service::Accounts, &accounts_url, Some(token))
-        .await?;
+    let account = http.get_json(Service::Accounts, &accounts_url, Some(token))?;
     if let Some(error) = account.get("error").filter(|e| !e.is_null()) {
         return Err(Error::Status {
             service: Service::Accounts,
@@ -52,7 +49,7 @@ pub(crate) async fn discover_api_base_url(
         return Ok(None);
     };
     let config_url = tenant_config_url(tenant)?;
-    let text = http.get_text(Service::TenantConfig, &config_url).await?;
+    let text = http.get_text(Service::TenantConfig, &config_url)?;
     let base_url = api_base_url_from_config(&text).map_err(|got| Error::InvalidResponse {
         service: Service::TenantConfig,
         url: config_url.clone(),
@@ -66,17 +63,14 @@ pub(crate) async fn discover_api_base_url(
 
 /// The API base URL of a new sign-in, trying discovery twice; `None` and
 /// why when it stays unknown.
-pub(crate) async fn discover(
-    common: &Common,
+pub(crate) fn discover(
+    http: &Http,
+    endpoints: &Endpoints,
     token: &AccessToken,
 ) -> (Option<ApiBaseUrl>, Option<String>) {
-    let http = match common.http() {
-        Ok(http) => http,
-        Err(e) => return (None, Some(e.to_string())),
-    };
     let mut last = None;
     for attempt in 1..=2 {
-        match discover_api_base_url(&http, &common.endpoints, token).await {
+        match discover_api_base_url(http, endpoints, token) {
             Ok(Some(url)) => return (Some(url), None),
             Ok(None) => {
                 return (
@@ -111,7 +105,7 @@ pub(crate) fn api_base_url_from_config(text: &str) -> Result<String, String> {
 }
 
 /// `(project id, token)` of the CARTO Data Warehouse.
-pub(crate) async fn carto_dw_credentials(
+pub(crate) fn carto_dw_credentials(
     http: &Http,
     api_base_url: &str,
     token: &AccessToken,
@@ -120,7 +114,7 @@ pub(crate) async fn carto_dw_credentials(
         "{}/v3/connections/carto-dw/token",
         api_base_url.trim_end_matches('/')
     );
-    let answer = http.get_json(Service::CartoDw, &url, Some(token)).await?;
+    let answer = http.get_json(Service::CartoDw, &url, Some(token))?;
     match (
         answer.get("projectId").and_then(Value::as_str),
         answer.get("token").and_then(Value::as_str),

@@ -3,16 +3,15 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::api::{LayerCredentials, carto_dw_credentials, discover};
+use crate::api::{LayerCredentials, carto_dw_credentials};
 use crate::api_base_url::{ApiBaseUrl, Origin};
-use crate::cache::CacheEntry;
+use crate::background::run;
 use crate::clock::{NO_EXPIRY, describe_expiry, now_unix};
-use crate::config::{Common, GivenConfig, Kind, OAuthConfig};
+use crate::config::Common;
 use crate::error::{Error, Result};
-use crate::flow::Login;
-use crate::m2m::{Credentials, request_token};
+use crate::http::Http;
 use crate::mode::{Mode, TokenSource};
-use crate::runtime::{Call, block_on};
+use crate::provider::{Expired, GivenProvider, TokenProvider};
 use crate::secret::AccessToken;
 use crate::token::Token;
 
@@ -23,7 +22,7 @@ struct Current {
 }
 
 struct Session {
-    kind: Kind,
+    provider: Box<dyn TokenProvider>,
     api_base_url: Option<ApiBaseUrl>,
     /// Why the API base URL is unknown: discovery failed after sign-in, or
     /// the one given was refused.
@@ -31,12 +30,7 @@ struct Session {
     current: Mutex<Current>,
     /// One renewal at a time within the process; other processes are kept
     /// out by the cache lock.
-    renewal: tokio::sync::Mutex<()>,
-    // No HTTP client is kept here. evcxr links every cell with its own copy
-    // of each dependency: a reqwest client made in the login's cell calls
-    // that cell's copy of tokio, whose thread-local runtime is unset while a
-    // later cell runs, and hyper panics ("no reactor running"). A client per
-    // request costs nothing next to the request.
+    renewal: Mutex<()>,
 }
 
 /// A logged-in CARTO session.
@@ -60,7 +54,7 @@ impl CartoAuth {
     /// A session; `discovery_error` says why `api_base_url` is unknown when
     /// discovery failed.
     pub(crate) fn new(
-        kind: Kind,
+        provider: Box<dyn TokenProvider>,
         api_base_url: Option<ApiBaseUrl>,
         discovery_error: Option<String>,
         token: Token,
@@ -68,11 +62,11 @@ impl CartoAuth {
     ) -> CartoAuth {
         CartoAuth {
             inner: Arc::new(Session {
-                kind,
+                provider,
                 api_base_url,
                 discovery_error,
                 current: Mutex::new(Current { token, source }),
-                renewal: tokio::sync::Mutex::new(()),
+                renewal: Mutex::new(()),
             }),
         }
     }
@@ -114,12 +108,12 @@ impl CartoAuth {
                 }
             }
         };
-        let common = Common {
-            endpoints: crate::endpoints::Endpoints::carto(),
-            cache: None,
-            timeout: crate::http::DEFAULT_TIMEOUT,
-            prompt: crate::prompt::default_prompt(),
-        };
+        let common = Common::with(
+            crate::endpoints::Endpoints::carto(),
+            None,
+            crate::http::DEFAULT_TIMEOUT,
+            crate::prompt::default_prompt(),
+        );
         Self::given(common, AccessToken::new(access_token), url, why, false)
     }
 
@@ -138,15 +132,12 @@ impl CartoAuth {
         } else {
             TokenSource::Given
         };
-        let common = Common {
-            cache: None,
-            ..common
-        };
+        let common = common.without_cache();
         CartoAuth::new(
-            Kind::Given(Box::new(GivenConfig {
+            Box::new(GivenProvider {
                 common,
                 from_environment,
-            })),
+            }),
             api_base_url,
             discovery_error,
             token,
@@ -154,47 +145,18 @@ impl CartoAuth {
         )
     }
 
-    /// The end of every interactive login: discover the API base URL unless
-    /// given (retrying once; a failure keeps the token and leaves the URL
-    /// unknown), cache, confirm.
-    pub(crate) async fn signed_in(config: Arc<OAuthConfig>, token: Token) -> Result<CartoAuth> {
-        let common = &config.common;
-        let (api_base_url, discovery_error) = match &config.api_base_url {
-            Some(url) => (Some(url.clone()), None),
-            None => discover(common, &token.access_token).await,
-        };
-        config.save_token(api_base_url.clone(), &token).await;
-        let auth = CartoAuth::new(
-            Kind::OAuth(config.clone()),
-            api_base_url,
-            discovery_error.clone(),
-            token,
-            TokenSource::SignIn,
-        );
-        common
-            .prompt
-            .notice(&format!("Signed in to CARTO. {}", auth.summary()));
-        if let Some(why) = discovery_error {
-            crate::prompt::warn(
-                &*common.prompt,
-                None,
-                &format!(
-                    "the API base URL could not be found after signing in ({why}); the token is \
-                     kept. Pass the URL with .api_base_url(..) or CARTO_API_BASE_URL (CARTO \
-                     Workspace > Developers shows it)"
-                ),
-            );
-        }
-        Ok(auth)
-    }
-
     /// How this session logged in.
     pub fn mode(&self) -> Mode {
-        self.inner.kind.mode()
+        self.inner.provider.mode()
     }
 
     fn common(&self) -> &Common {
-        self.inner.kind.common()
+        self.inner.provider.common()
+    }
+
+    /// The session's HTTP agent: its connections serve every call.
+    pub(crate) fn http(&self) -> Http {
+        self.common().http()
     }
 
     fn current(&self) -> std::sync::MutexGuard<'_, Current> {
@@ -223,10 +185,7 @@ impl CartoAuth {
 
     /// The SSO organization of an OAuth session, if one was given.
     pub fn org(&self) -> Option<&str> {
-        match &self.inner.kind {
-            Kind::OAuth(config) => config.org.as_deref(),
-            _ => None,
-        }
+        self.inner.provider.org()
     }
 
     /// Whose token this is: the JWT's `sub` claim, when the token is a JWT.
@@ -293,120 +252,38 @@ impl CartoAuth {
     /// [`Error::AccountChanged`] when the renewal sign-in was another
     /// account's.
     pub fn get_access_token(&self) -> Result<String> {
-        // The common case takes no runtime and no lock: a few microseconds.
-        if let Some(token) = self.valid_token() {
-            return Ok(token.secret().to_string());
-        }
-        block_on(
-            Call {
-                name: "CartoAuth::get_access_token",
-                twin: "get_access_token_async",
-            },
-            self.get_access_token_async(),
-        )?
+        Ok(self.token()?.secret().to_string())
     }
 
-    /// [`get_access_token`](Self::get_access_token) for async programs.
+    /// [`get_access_token`](Self::get_access_token) for async programs, on
+    /// any executor: the call runs on a thread of its own.
     pub async fn get_access_token_async(&self) -> Result<String> {
-        Ok(self.token_async().await?.secret().to_string())
+        let auth = self.clone();
+        run(move || auth.get_access_token()).await
     }
 
-    pub(crate) async fn token_async(&self) -> Result<AccessToken> {
+    /// The token, renewed by the session's provider when it has expired.
+    pub(crate) fn token(&self) -> Result<AccessToken> {
+        // The common case takes no lock but the token's: microseconds.
         if let Some(token) = self.valid_token() {
             return Ok(token);
         }
-        let _renewal = self.inner.renewal.lock().await;
+        let _renewal = self
+            .inner
+            .renewal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(token) = self.valid_token() {
             return Ok(token);
         }
-        let (token, source) = match &self.inner.kind {
-            Kind::M2m(m2m) => m2m_token(&m2m.common, &m2m.credentials).await?,
-            Kind::OAuth(config) => self.renew_oauth(config).await?,
-            Kind::Given(given) => {
-                let expired = now_unix().saturating_sub(self.expiration());
-                return Err(Error::TokenExpired {
-                    source_name: if given.from_environment {
-                        "in CARTO_API_TOKEN".into()
-                    } else {
-                        "given to CartoAuth::from_token".into()
-                    },
-                    expired_secs_ago: expired,
-                    remedy: if given.from_environment {
-                        "Set CARTO_API_TOKEN to a new token (CARTO Workspace > Developers), or unset it to sign in"
-                    } else {
-                        "Create the session again with a new token, or sign in with CartoAuth::from_oauth()"
-                    },
-                });
-            }
-        };
+        let expired = self.current().token.clone();
+        let (token, source) = self.inner.provider.renew(&Expired {
+            token: &expired,
+            api_base_url: self.inner.api_base_url.as_ref(),
+        })?;
         let access_token = token.access_token.clone();
         self.set_current(token, source);
         Ok(access_token)
-    }
-
-    /// An expired OAuth session: a fresh token of the same user from the
-    /// cache, or a new sign-in that must be the same user's.
-    async fn renew_oauth(&self, config: &Arc<OAuthConfig>) -> Result<(Token, TokenSource)> {
-        let common = &config.common;
-        let subject = self.subject();
-        let api_base_url = self.inner.api_base_url.clone();
-        let cached = {
-            let _lock = common.lock().await;
-            common.load().await
-        };
-        let ours = self.current().token.access_token.clone();
-        let why_not_cached = match cached {
-            Some(entry) if entry.token.access_token == ours => "no fresher token is cached".into(),
-            Some(entry) if !entry.is_fresh_at(now_unix()) => {
-                "the cached one has expired too".into()
-            }
-            Some(entry) => match entry.check_same_user(
-                subject.as_deref(),
-                self.get_api_base_url(),
-                config.org.as_deref(),
-            ) {
-                Ok(()) => {
-                    log::info!("renewed the session with a fresher token from the cache");
-                    let path = common.cache.as_ref().map(|c| c.path().to_path_buf());
-                    return Ok((
-                        entry.token,
-                        path.map_or(TokenSource::SignIn, TokenSource::Cache),
-                    ));
-                }
-                Err(why) => format!("the cached one is not this session's: {why}"),
-            },
-            None => "no fresher token is cached".into(),
-        };
-        let state = if self.expiration() <= now_unix() {
-            "has expired"
-        } else {
-            "is about to expire"
-        };
-        let reason = format!("the CARTO token {state}, and {why_not_cached}");
-        common
-            .prompt
-            .notice(&format!("Signing in again: {reason}."));
-        let login = Login::start(config.clone()).await?;
-        let token = match login.run().await {
-            Ok(token) => token,
-            Err(Error::NoInput { hint, .. }) => {
-                return Err(Error::NoInput {
-                    reason: Some(reason),
-                    hint,
-                });
-            }
-            Err(e) => return Err(e),
-        };
-        if let (Some(expected), Some(got)) = (subject, token.subject())
-            && expected != got
-        {
-            return Err(Error::AccountChanged {
-                expected,
-                got: got.to_string(),
-            });
-        }
-        config.save_token(api_base_url, &token).await;
-        Ok((token, TokenSource::SignIn))
     }
 
     /// `(project id, token)` for the CARTO Data Warehouse (BigQuery).
@@ -415,21 +292,16 @@ impl CartoAuth {
     /// [`Error::NoApiBaseUrl`]; the DW endpoint's errors, which suggest
     /// checking the API base URL.
     pub fn get_carto_dw_credentials(&self) -> Result<(String, String)> {
-        block_on(
-            Call {
-                name: "CartoAuth::get_carto_dw_credentials",
-                twin: "get_carto_dw_credentials_async",
-            },
-            self.get_carto_dw_credentials_async(),
-        )?
+        let base = self.api_base_url_or_error()?;
+        let token = self.token()?;
+        carto_dw_credentials(&self.http(), base, &token)
     }
 
     /// [`get_carto_dw_credentials`](Self::get_carto_dw_credentials) for
     /// async programs.
     pub async fn get_carto_dw_credentials_async(&self) -> Result<(String, String)> {
-        let base = self.api_base_url_or_error()?;
-        let token = self.token_async().await?;
-        carto_dw_credentials(&self.common().http()?, base, &token).await
+        let auth = self.clone();
+        run(move || auth.get_carto_dw_credentials()).await
     }
 
     /// The credentials deck.gl's `CartoLayer` takes.
@@ -443,11 +315,8 @@ impl CartoAuth {
 
     /// [`get_layer_credentials`](Self::get_layer_credentials) for async programs.
     pub async fn get_layer_credentials_async(&self) -> Result<LayerCredentials> {
-        let base = self.api_base_url_or_error()?;
-        Ok(LayerCredentials::new(
-            base,
-            self.get_access_token_async().await?,
-        ))
+        let auth = self.clone();
+        run(move || auth.get_layer_credentials()).await
     }
 
     /// The timeout of each request, as the session was built with.
@@ -482,37 +351,4 @@ impl std::fmt::Display for CartoAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "CARTO {} ({})", self.summary(), self.masked_token())
     }
-}
-
-/// An M2M token for these credentials: from the cache when it belongs to
-/// them and is good, else from the token endpoint, all under the cache lock
-/// so that many processes starting at once make one request.
-pub(crate) async fn m2m_token(
-    common: &Common,
-    credentials: &Credentials,
-) -> Result<(Token, TokenSource)> {
-    let request = || async { request_token(&common.http()?, &common.endpoints, credentials).await };
-    let Some(cache) = &common.cache else {
-        return Ok((request().await?, TokenSource::SignIn));
-    };
-    let _lock = common.lock().await;
-    if let Some(entry) = common.load().await {
-        match entry
-            .is_fresh_at(now_unix())
-            .then(|| entry.check_m2m(&credentials.client_id, credentials.api_base_url.as_str()))
-        {
-            Some(Ok(())) => {
-                log::debug!("using the cached M2M token from {}", cache.path().display());
-                return Ok((entry.token, TokenSource::Cache(cache.path().to_path_buf())));
-            }
-            Some(Err(why)) => log::info!("not reusing the cached M2M token: {why}"),
-            None => log::info!("the cached M2M token has expired"),
-        }
-    }
-    let token = request().await?;
-    common.save_locked(&CacheEntry {
-        client_id: Some(credentials.client_id.clone()),
-        ..CacheEntry::new(Some(credentials.api_base_url.clone()), token.clone())
-    });
-    Ok((token, TokenSource::SignIn))
 }

@@ -6,19 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api_base_url::{ApiBaseUrl, Origin};
-use crate::auth::{CartoAuth, m2m_token};
-use crate::config::{Common, Kind, M2mConfig, OAuthConfig};
+use crate::auth::CartoAuth;
+use crate::background::run;
+use crate::config::{Common, OAuthConfig};
 use crate::endpoints::Endpoints;
 use crate::environment::{DEVICE_FLOW_VAR, api_base_url_var, flag, var};
 use crate::error::Result;
 use crate::existing_session::existing_session;
 use crate::flow::Login;
 use crate::http::DEFAULT_TIMEOUT;
-use crate::login::PendingLogin;
+use crate::login::{PendingLogin, signed_in};
 use crate::m2m::Credentials;
 use crate::mode::Mode;
 use crate::prompt::{Prompt, default_prompt};
-use crate::runtime::{Call, block_on};
+use crate::provider::M2mProvider;
 
 /// How long the local flow waits for the browser, and the device flow for
 /// the approval, by default.
@@ -244,7 +245,9 @@ impl OAuthBuilder {
     /// Logs in: `CARTO_API_TOKEN` when set (no prompt, nothing cached), else
     /// the cached token when it is good and fits what is asked (the same
     /// API base URL and organization when given), else interactively.
-    /// Blocks until done; works inside a multi-thread tokio runtime too.
+    /// Blocks until done; works inside any async runtime too (it needs
+    /// none), though there [`login_async`](Self::login_async) keeps the
+    /// runtime's thread free.
     /// [`existing_session`](Self::existing_session) tells beforehand
     /// whether this would sign in.
     ///
@@ -258,25 +261,22 @@ impl OAuthBuilder {
     /// for a bad environment variable,
     /// [`Error::InvalidApiBaseUrl`](crate::Error::InvalidApiBaseUrl).
     pub fn login(self) -> Result<CartoAuth> {
-        block_on(
-            Call {
-                name: "OAuthBuilder::login",
-                twin: "login_async",
-            },
-            self.login_async(),
-        )?
-    }
-
-    /// [`login`](Self::login) for async programs.
-    pub async fn login_async(self) -> Result<CartoAuth> {
         let config = Arc::new(self.config()?);
-        if let Some(auth) = existing_session(&config).await? {
+        if let Some(auth) = existing_session(&config)? {
             return Ok(auth);
         }
-        let login = Login::start(config.clone()).await?;
-        let token = login.run().await?;
+        let login = Login::start(config.clone())?;
+        let token = login.run()?;
         drop(login);
-        CartoAuth::signed_in(config, token).await
+        Ok(signed_in(config, token))
+    }
+
+    /// [`login`](Self::login) for async programs, on any executor: the
+    /// login runs on a thread of its own. Dropping the future cancels it:
+    /// the callback port is free within a second, device polling stops,
+    /// and a question waiting for a pasted line is handed to the next login.
+    pub async fn login_async(self) -> Result<CartoAuth> {
+        run(move || self.login()).await
     }
 
     /// Starts an interactive login without waiting for it (neither the
@@ -289,18 +289,12 @@ impl OAuthBuilder {
     /// [`Error::InvalidSetting`](crate::Error::InvalidSetting) for a bad
     /// endpoint variable.
     pub fn begin(self) -> Result<PendingLogin> {
-        block_on(
-            Call {
-                name: "OAuthBuilder::begin",
-                twin: "begin_async",
-            },
-            self.begin_async(),
-        )?
+        PendingLogin::start(Arc::new(self.config()?))
     }
 
-    /// [`begin`](Self::begin) for async programs.
+    /// [`begin`](Self::begin) for async programs, on any executor.
     pub async fn begin_async(self) -> Result<PendingLogin> {
-        PendingLogin::start(Arc::new(self.config()?)).await
+        run(move || self.begin()).await
     }
 
     /// The session [`login`](Self::login) would give without signing in
@@ -333,20 +327,14 @@ impl OAuthBuilder {
     /// [`Error::InvalidApiBaseUrl`](crate::Error::InvalidApiBaseUrl) for a
     /// bad API base URL.
     pub fn existing_session(&self) -> Result<Option<CartoAuth>> {
-        let config = Arc::new(self.config()?);
-        block_on(
-            Call {
-                name: "OAuthBuilder::existing_session",
-                twin: "existing_session_async",
-            },
-            async move { existing_session(&config).await },
-        )?
+        existing_session(&Arc::new(self.config()?))
     }
 
-    /// [`existing_session`](Self::existing_session) for async programs.
+    /// [`existing_session`](Self::existing_session) for async programs, on
+    /// any executor.
     pub async fn existing_session_async(&self) -> Result<Option<CartoAuth>> {
         let config = Arc::new(self.config()?);
-        existing_session(&config).await
+        run(move || existing_session(&config)).await
     }
 }
 
@@ -407,17 +395,6 @@ impl M2mBuilder {
     /// [`Error::InvalidApiBaseUrl`](crate::Error::InvalidApiBaseUrl) for a
     /// bad `CARTO_API_BASE_URL`, and the token endpoint's.
     pub fn login(self) -> Result<CartoAuth> {
-        block_on(
-            Call {
-                name: "M2mBuilder::login",
-                twin: "login_async",
-            },
-            self.login_async(),
-        )?
-    }
-
-    /// [`login`](Self::login) for async programs.
-    pub async fn login_async(self) -> Result<CartoAuth> {
         let mut credentials = Credentials::from_file(&self.credentials)?;
         // The variable wins over the file, as for every session kind: the
         // one place to move a whole environment to another API.
@@ -432,17 +409,24 @@ impl M2mBuilder {
             self.timeout,
             self.prompt.unwrap_or_else(default_prompt),
         )?;
-        let (token, source) = m2m_token(&common, &credentials).await?;
         let api_base_url = Some(credentials.api_base_url.clone());
+        let provider = M2mProvider {
+            common,
+            credentials,
+        };
+        let (token, source) = provider.token()?;
         Ok(CartoAuth::new(
-            Kind::M2m(Box::new(M2mConfig {
-                common,
-                credentials,
-            })),
+            Box::new(provider),
             api_base_url,
             None,
             token,
             source,
         ))
+    }
+
+    /// [`login`](Self::login) for async programs, on any executor: reading
+    /// the file, the cache and the request run on a thread of their own.
+    pub async fn login_async(self) -> Result<CartoAuth> {
+        run(move || self.login()).await
     }
 }

@@ -1,7 +1,7 @@
 //! The settings a session keeps, to renew its token as it logged in.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::api_base_url::ApiBaseUrl;
@@ -9,7 +9,6 @@ use crate::cache::{CacheEntry, CacheLock, TokenCache, Warning};
 use crate::endpoints::Endpoints;
 use crate::error::Result;
 use crate::http::Http;
-use crate::m2m::Credentials;
 use crate::mode::Mode;
 use crate::prompt::{Prompt, warn};
 use crate::token::Token;
@@ -23,6 +22,9 @@ pub(crate) struct Common {
     /// Where notices and warnings go: the terminal, the notebook, or the
     /// program's own [`Prompt`].
     pub(crate) prompt: Arc<dyn Prompt>,
+    /// The session's HTTP agent, made on first use (a cached token never
+    /// pays for it) and shared by clones, so connections are reused.
+    http: Arc<OnceLock<Http>>,
 }
 
 impl Common {
@@ -50,16 +52,36 @@ impl Common {
                 }
             },
         };
-        Ok(Common {
+        Ok(Common::with(endpoints, cache, timeout, prompt))
+    }
+
+    /// Settings as they are, with an agent of their own.
+    pub(crate) fn with(
+        endpoints: Endpoints,
+        cache: Option<TokenCache>,
+        timeout: Duration,
+        prompt: Arc<dyn Prompt>,
+    ) -> Common {
+        Common {
             endpoints,
             cache,
             timeout,
             prompt,
-        })
+            http: Arc::default(),
+        }
     }
 
-    pub(crate) fn http(&self) -> Result<Http> {
-        Http::new(self.timeout)
+    /// The session's HTTP agent.
+    pub(crate) fn http(&self) -> Http {
+        self.http.get_or_init(|| Http::new(self.timeout)).clone()
+    }
+
+    /// The same settings without the cache (a session given its token).
+    pub(crate) fn without_cache(&self) -> Common {
+        Common {
+            cache: None,
+            ..self.clone()
+        }
     }
 
     /// Passes a cache warning on to `log` and the prompt.
@@ -74,15 +96,15 @@ impl Common {
     }
 
     /// The cache lock, when there is a cache.
-    pub(crate) async fn lock(&self) -> Option<CacheLock> {
+    pub(crate) fn lock(&self) -> Option<CacheLock> {
         let cache = self.cache.as_ref()?;
-        cache.lock(self.lock_wait(), &|w| self.warn(w)).await
+        cache.lock(self.lock_wait(), &|w| self.warn(w))
     }
 
     /// The cached entry, when there is a cache and a usable file.
-    pub(crate) async fn load(&self) -> Option<CacheEntry> {
+    pub(crate) fn load(&self) -> Option<CacheEntry> {
         let cache = self.cache.as_ref()?;
-        cache.load(&|w| self.warn(w)).await
+        cache.load(&|w| self.warn(w))
     }
 
     /// Writes an entry; the caller holds the lock.
@@ -93,8 +115,8 @@ impl Common {
     }
 
     /// Writes an entry under the lock.
-    pub(crate) async fn save(&self, entry: &CacheEntry) {
-        let _lock = self.lock().await;
+    pub(crate) fn save(&self, entry: &CacheEntry) {
+        let _lock = self.lock();
         self.save_locked(entry);
     }
 }
@@ -118,49 +140,11 @@ pub(crate) struct OAuthConfig {
 
 impl OAuthConfig {
     /// Caches a person's token, with the organization it was signed in for.
-    pub(crate) async fn save_token(&self, api_base_url: Option<ApiBaseUrl>, token: &Token) {
+    pub(crate) fn save_token(&self, api_base_url: Option<ApiBaseUrl>, token: &Token) {
         let entry = CacheEntry {
             org: self.org.clone(),
             ..CacheEntry::new(api_base_url, token.clone())
         };
-        self.common.save(&entry).await;
-    }
-}
-
-/// The settings of an M2M session, kept to renew its token.
-pub(crate) struct M2mConfig {
-    pub(crate) common: Common,
-    pub(crate) credentials: Credentials,
-}
-
-/// The settings of a session that was given its token.
-pub(crate) struct GivenConfig {
-    pub(crate) common: Common,
-    pub(crate) from_environment: bool,
-}
-
-/// One session's settings, by how it logged in.
-pub(crate) enum Kind {
-    OAuth(Arc<OAuthConfig>),
-    // Boxed: the kinds differ much in size and a session holds one.
-    M2m(Box<M2mConfig>),
-    Given(Box<GivenConfig>),
-}
-
-impl Kind {
-    pub(crate) fn mode(&self) -> Mode {
-        match self {
-            Kind::OAuth(_) => Mode::OAuth,
-            Kind::M2m(_) => Mode::M2m,
-            Kind::Given(_) => Mode::Token,
-        }
-    }
-
-    pub(crate) fn common(&self) -> &Common {
-        match self {
-            Kind::OAuth(config) => &config.common,
-            Kind::M2m(m2m) => &m2m.common,
-            Kind::Given(given) => &given.common,
-        }
+        self.common.save(&entry);
     }
 }

@@ -6,11 +6,11 @@
 //! its public client is unknown, so it is only tried when asked for, and a
 //! refusal makes the login fall back to the browser or paste flow.
 
-use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::cancel::{Cancel, Cancelled, pause};
 use crate::clock::json_seconds;
 use crate::endpoints::Endpoints;
 use crate::error::{Error, Grant, Result, Service};
@@ -50,7 +50,7 @@ impl DeviceAuthorization {
 /// Asks for a device code, with the same `client_id`, `audience` and
 /// `organization` as the authorize URL. `Err` is the reason the login then
 /// falls back to another flow, said to the user in one line.
-pub(crate) async fn request_device_code(
+pub(crate) fn request_device_code(
     http: &Http,
     endpoints: &Endpoints,
     org: Option<&str>,
@@ -65,7 +65,6 @@ pub(crate) async fn request_device_code(
     }
     let (status, body) = http
         .post_form_raw(Service::DeviceAuthorization, &url, &form)
-        .await
         .map_err(|e| match e {
             Error::Network { message, .. } => {
                 format!("the device sign-in endpoint did not answer ({message})")
@@ -192,7 +191,7 @@ pub(crate) fn classify(url: &str, status: u16, body: &[u8]) -> Poll {
 }
 
 /// Polls the token endpoint once.
-pub(crate) async fn poll_once(
+pub(crate) fn poll_once(
     http: &Http,
     endpoints: &Endpoints,
     device_code: &DeviceCode,
@@ -203,10 +202,7 @@ pub(crate) async fn poll_once(
         ("device_code", device_code.secret()),
         ("client_id", endpoints.client_id.as_str()),
     ];
-    match http
-        .post_form_raw(Service::Token(Grant::DeviceCode), &url, &form)
-        .await
-    {
+    match http.post_form_raw(Service::Token(Grant::DeviceCode), &url, &form) {
         Ok((status, body)) => classify(&url, status, &body),
         Err(e @ Error::Network { .. }) => Poll::Transient(e),
         Err(e) => Poll::Failed(e),
@@ -241,26 +237,24 @@ impl Deadlines {
 /// a final answer, or the first of the `deadlines`. It never sleeps past
 /// that deadline: a poll that would come after it is not made, and the
 /// login ends at the deadline.
-pub(crate) async fn poll_until<F, Fut>(
+/// A cancelled login ends within a [`pause`]'s beat, between two polls.
+pub(crate) fn poll_until(
     mut interval: Duration,
     deadlines: Deadlines,
-    mut poll: F,
-) -> Result<Token>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Poll>,
-{
+    clock: &mut impl Waiting,
+    mut poll: impl FnMut() -> Poll,
+) -> Result<Token> {
     let (deadline, ended) = deadlines.first();
-    let start = tokio::time::Instant::now();
+    let cancelled = |_: Cancelled| Error::LoginFinished { state: "cancelled" };
     let mut last_transient = None;
     loop {
-        let left = deadline.saturating_sub(start.elapsed());
+        let left = deadline.saturating_sub(clock.elapsed());
         if interval > left {
-            tokio::time::sleep(left).await;
-            return Err(last_transient.unwrap_or_else(|| ended(start.elapsed())));
+            clock.sleep(left).map_err(cancelled)?;
+            return Err(last_transient.unwrap_or_else(|| ended(clock.elapsed())));
         }
-        tokio::time::sleep(interval).await;
-        match poll().await {
+        clock.sleep(interval).map_err(cancelled)?;
+        match poll() {
             Poll::Token(token) => return Ok(token),
             Poll::Pending => last_transient = None,
             Poll::SlowDown => interval = interval.saturating_add(SLOW_DOWN_STEP),
@@ -270,7 +264,7 @@ where
             }
             Poll::Expired => {
                 return Err(Error::DeviceCodeExpired {
-                    waited: start.elapsed(),
+                    waited: clock.elapsed(),
                 });
             }
             Poll::Denied(description) => {
@@ -281,6 +275,30 @@ where
             }
             Poll::Failed(e) => return Err(e),
         }
+    }
+}
+
+/// Time as the poller lives it: the real clock, or a test's.
+pub(crate) trait Waiting {
+    /// Since the polling began.
+    fn elapsed(&self) -> Duration;
+    /// Sleeps, unless the login is cancelled first.
+    fn sleep(&mut self, duration: Duration) -> Result<(), Cancelled>;
+}
+
+/// The real clock, with the login's cancel flag.
+pub(crate) struct RealTime<'a> {
+    pub(crate) start: Instant,
+    pub(crate) cancel: &'a Cancel,
+}
+
+impl Waiting for RealTime<'_> {
+    fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn sleep(&mut self, duration: Duration) -> Result<(), Cancelled> {
+        pause(duration, Some(self.cancel))
     }
 }
 
@@ -384,21 +402,31 @@ mod tests {
         assert!(matches!(classify("u", 200, b"<html>"), Poll::Failed(_)));
     }
 
+    /// A clock that sleeps in no time, shared by a test and its script.
+    #[derive(Clone, Default)]
+    struct Virtual(std::rc::Rc<std::cell::Cell<Duration>>);
+
+    impl Waiting for Virtual {
+        fn elapsed(&self) -> Duration {
+            self.0.get()
+        }
+        fn sleep(&mut self, duration: Duration) -> Result<(), Cancelled> {
+            self.0.set(self.0.get().saturating_add(duration));
+            Ok(())
+        }
+    }
+
     /// A scripted token endpoint: the answers in order, and when each poll
-    /// came (in the paused clock's time).
-    fn script(
-        answers: Vec<Poll>,
-    ) -> (
-        Arc<Mutex<Vec<Duration>>>,
-        impl FnMut() -> std::future::Ready<Poll>,
-    ) {
-        let start = tokio::time::Instant::now();
+    /// came (in the virtual clock's time).
+    fn script(answers: Vec<Poll>) -> (Arc<Mutex<Vec<Duration>>>, Virtual, impl FnMut() -> Poll) {
+        let clock = Virtual::default();
+        let now = clock.clone();
         let times = Arc::new(Mutex::new(Vec::new()));
         let seen = times.clone();
         let mut answers = answers.into_iter();
-        (times, move || {
-            seen.lock().unwrap().push(start.elapsed());
-            std::future::ready(answers.next().unwrap_or(Poll::Pending))
+        (times, clock, move || {
+            seen.lock().unwrap().push(now.elapsed());
+            answers.next().unwrap_or(Poll::Pending)
         })
     }
 
@@ -410,10 +438,10 @@ mod tests {
         )
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn polling_waits_the_interval_and_slows_down_when_told() {
-        let (times, poll) = script(vec![Poll::Pending, Poll::SlowDown, Poll::Pending, token()]);
-        let got = poll_until(Duration::from_secs(5), within(900), poll).await;
+    #[test]
+    fn polling_waits_the_interval_and_slows_down_when_told() {
+        let (times, mut clock, poll) = script(vec![Poll::Pending, Poll::SlowDown, Poll::Pending, token()]);
+        let got = poll_until(Duration::from_secs(5), within(900), &mut clock, poll);
         assert_eq!(got.unwrap().access_token.secret(), "tok");
         let secs: Vec<u64> = times
             .lock()
@@ -425,13 +453,13 @@ mod tests {
         assert_eq!(secs, [5, 10, 20, 30]);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn final_answers_end_the_polling_with_their_error() {
-        let (_, poll) = script(vec![Poll::Pending, Poll::Expired]);
-        let e = poll_until(Duration::from_secs(1), within(60), poll).await;
+    #[test]
+    fn final_answers_end_the_polling_with_their_error() {
+        let (_, mut clock, poll) = script(vec![Poll::Pending, Poll::Expired]);
+        let e = poll_until(Duration::from_secs(1), within(60), &mut clock, poll);
         assert!(matches!(e, Err(Error::DeviceCodeExpired { .. })), "{e:?}");
-        let (_, poll) = script(vec![Poll::Denied(None)]);
-        let e = poll_until(Duration::from_secs(1), within(60), poll).await;
+        let (_, mut clock, poll) = script(vec![Poll::Denied(None)]);
+        let e = poll_until(Duration::from_secs(1), within(60), &mut clock, poll);
         assert!(
             matches!(e, Err(Error::Authorization { ref error, .. }) if error == "access_denied"),
             "{e:?}"
@@ -446,71 +474,68 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_deadline_ends_a_login_nobody_approves() {
-        let (times, poll) = script(vec![]);
-        let start = tokio::time::Instant::now();
-        let e = poll_until(Duration::from_secs(5), within(20), poll).await;
+    #[test]
+    fn the_deadline_ends_a_login_nobody_approves() {
+        let (times, mut clock, poll) = script(vec![]);
+                let e = poll_until(Duration::from_secs(5), within(20), &mut clock, poll);
         assert!(matches!(e, Err(Error::DeviceCodeExpired { .. })), "{e:?}");
         assert_eq!(times.lock().unwrap().len(), 4);
-        assert_eq!(start.elapsed(), Duration::from_secs(20));
+        assert_eq!(clock.elapsed(), Duration::from_secs(20));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_long_interval_never_sleeps_past_the_login_timeout() {
-        let (times, poll) = script(vec![]);
-        let start = tokio::time::Instant::now();
-        let deadlines = Deadlines {
+    #[test]
+    fn a_long_interval_never_sleeps_past_the_login_timeout() {
+        let (times, mut clock, poll) = script(vec![]);
+                let deadlines = Deadlines {
             code_expires_in: Duration::from_secs(900),
             login_timeout: Duration::from_secs(1),
         };
-        let e = poll_until(Duration::from_secs(30), deadlines, poll).await;
+        let e = poll_until(Duration::from_secs(30), deadlines, &mut clock, poll);
         // A login timeout is a timeout, not an expired code.
         assert!(
             matches!(e, Err(Error::DeviceLoginTimeout { waited }) if waited == Duration::from_secs(1)),
             "{e:?}"
         );
-        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        assert_eq!(clock.elapsed(), Duration::from_secs(1));
         assert!(
             times.lock().unwrap().is_empty(),
             "no poll before the interval"
         );
 
         // The code's expiry first: that is what ended it.
-        let (_, poll) = script(vec![]);
-        let start = tokio::time::Instant::now();
-        let deadlines = Deadlines {
+        let (_, mut clock, poll) = script(vec![]);
+                let deadlines = Deadlines {
             code_expires_in: Duration::from_secs(2),
             login_timeout: Duration::from_secs(60),
         };
-        let e = poll_until(Duration::from_secs(30), deadlines, poll).await;
+        let e = poll_until(Duration::from_secs(30), deadlines, &mut clock, poll);
         assert!(matches!(e, Err(Error::DeviceCodeExpired { .. })), "{e:?}");
-        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        assert_eq!(clock.elapsed(), Duration::from_secs(2));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn absurd_intervals_and_deadlines_neither_overflow_nor_hang() {
+    #[test]
+    fn absurd_intervals_and_deadlines_neither_overflow_nor_hang() {
         let max = Duration::from_secs(u64::MAX);
-        let (_, poll) = script(vec![]);
+        let (_, mut clock, poll) = script(vec![]);
         let deadlines = Deadlines {
             code_expires_in: max,
             login_timeout: Duration::from_secs(3),
         };
-        let e = poll_until(max, deadlines, poll).await;
+        let e = poll_until(max, deadlines, &mut clock, poll);
         assert!(matches!(e, Err(Error::DeviceLoginTimeout { .. })), "{e:?}");
         // slow_down on a huge interval saturates instead of overflowing.
-        let (times, poll) = script(vec![Poll::SlowDown]);
+        let (times, mut clock, poll) = script(vec![Poll::SlowDown]);
         let forever = Deadlines {
             code_expires_in: max,
             login_timeout: max,
         };
-        let e = poll_until(max - Duration::from_secs(1), forever, poll).await;
+        let e = poll_until(max - Duration::from_secs(1), forever, &mut clock, poll);
         assert!(matches!(e, Err(Error::DeviceCodeExpired { .. })), "{e:?}");
         assert_eq!(times.lock().unwrap().len(), 1);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn network_blips_are_polled_through_and_reported_at_the_deadline() {
+    #[test]
+    fn network_blips_are_polled_through_and_reported_at_the_deadline() {
         let blip = || {
             Poll::Transient(Error::Network {
                 service: Service::Token(Grant::DeviceCode),
@@ -519,14 +544,13 @@ mod tests {
                 source: None,
             })
         };
-        let (_, poll) = script(vec![blip(), Poll::Pending, token()]);
+        let (_, mut clock, poll) = script(vec![blip(), Poll::Pending, token()]);
         assert!(
-            poll_until(Duration::from_secs(1), within(60), poll)
-                .await
+            poll_until(Duration::from_secs(1), within(60), &mut clock, poll)
                 .is_ok()
         );
-        let (_, poll) = script((0..100).map(|_| blip()).collect());
-        let e = poll_until(Duration::from_secs(1), within(5), poll).await;
+        let (_, mut clock, poll) = script((0..100).map(|_| blip()).collect());
+        let e = poll_until(Duration::from_secs(1), within(5), &mut clock, poll);
         assert!(matches!(e, Err(Error::Network { .. })), "{e:?}");
     }
 }

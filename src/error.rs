@@ -208,19 +208,6 @@ pub enum Error {
         remedy: &'static str,
     },
 
-    /// A blocking method was called inside a current-thread tokio runtime,
-    /// where it could deadlock.
-    #[error(
-        "{call} blocks, and it was called inside a current-thread tokio runtime, where \
-         blocking can deadlock. Call {twin}(..).await instead (or use a multi-thread runtime)"
-    )]
-    BlockingInAsync {
-        /// The blocking method.
-        call: &'static str,
-        /// Its async twin.
-        twin: &'static str,
-    },
-
     /// The M2M credentials file cannot be read.
     #[error(
         "cannot read the CARTO credentials file {}: {source}. Check the path; the file is \

@@ -11,32 +11,32 @@ use crate::api::discover;
 use crate::api_base_url::ApiBaseUrl;
 use crate::auth::CartoAuth;
 use crate::clock::now_unix;
-use crate::config::{Kind, OAuthConfig};
+use crate::config::OAuthConfig;
 use crate::environment::{API_TOKEN_VAR, var};
 use crate::error::Result;
 use crate::mode::TokenSource;
+use crate::provider::OAuthProvider;
 use crate::secret::AccessToken;
 
 /// What a login gives without signing in: `CARTO_API_TOKEN`, else a cached
 /// token that fits; nothing when a new sign-in is asked for.
-pub(crate) async fn existing_session(config: &Arc<OAuthConfig>) -> Result<Option<CartoAuth>> {
+pub(crate) fn existing_session(config: &Arc<OAuthConfig>) -> Result<Option<CartoAuth>> {
     if config.force_login {
         return Ok(None);
     }
     if let Some(token) = var(API_TOKEN_VAR) {
-        return environment_session(config, AccessToken::new(token))
-            .await
-            .map(Some);
+        return Ok(Some(environment_session(config, AccessToken::new(token))));
     }
-    Ok(cached_session(config).await)
+    Ok(cached_session(config))
 }
 
 /// A session for `CARTO_API_TOKEN`, with the builder's API base URL, else
 /// `CARTO_API_BASE_URL`, else discovery.
-async fn environment_session(config: &Arc<OAuthConfig>, token: AccessToken) -> Result<CartoAuth> {
+fn environment_session(config: &Arc<OAuthConfig>, token: AccessToken) -> CartoAuth {
+    let common = &config.common;
     let (url, why) = match config.api_base_url.clone() {
         Some(url) => (Some(url), None),
-        None => discover(&config.common, &token).await,
+        None => discover(&common.http(), &common.endpoints, &token),
     };
     let auth = CartoAuth::given(config.common.clone(), token, url, why, true);
     // Logged, not said: it runs unattended by design, and the session card
@@ -45,16 +45,16 @@ async fn environment_session(config: &Arc<OAuthConfig>, token: AccessToken) -> R
         "using the access token in {API_TOKEN_VAR}: {}",
         auth.summary()
     );
-    Ok(auth)
+    auth
 }
 
 /// The cached session, when it is good and fits what the login asks.
-async fn cached_session(config: &Arc<OAuthConfig>) -> Option<CartoAuth> {
+fn cached_session(config: &Arc<OAuthConfig>) -> Option<CartoAuth> {
     let common = &config.common;
     let cache = common.cache.as_ref()?;
     let entry = {
-        let _lock = common.lock().await;
-        common.load().await
+        let _lock = common.lock();
+        common.load()
     }?;
     if !entry.is_fresh_at(now_unix()) {
         log::info!("the cached OAuth token has expired");
@@ -73,7 +73,9 @@ async fn cached_session(config: &Arc<OAuthConfig>) -> Option<CartoAuth> {
     );
     let api_base_url = entry.api_base_url.clone().or(config.api_base_url.clone());
     Some(CartoAuth::new(
-        Kind::OAuth(config.clone()),
+        Box::new(OAuthProvider {
+            config: config.clone(),
+        }),
         api_base_url,
         None,
         entry.token,

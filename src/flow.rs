@@ -4,13 +4,16 @@
 //! other waits.
 
 use std::io::ErrorKind;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::callback::{CallbackConfig, CallbackResult, CallbackServer};
+use crate::cancel::{BEAT, Cancel, cancelled, pause};
 use crate::clock::now_unix;
 use crate::config::OAuthConfig;
-use crate::device::{Deadlines, DeviceAuthorization, poll_once, poll_until, request_device_code};
+use crate::device::{
+    Deadlines, DeviceAuthorization, RealTime, poll_once, poll_until, request_device_code,
+};
 use crate::environment::no_local_browser;
 use crate::error::{Error, Result};
 use crate::instructions::{Flow, LoginInstructions};
@@ -36,28 +39,46 @@ enum State {
     Finished(&'static str),
 }
 
+/// A redirect flow's half of PKCE: kept until a code exchange succeeds, so
+/// a slip of the paste or a network error never costs a sign-in.
+struct Redirect {
+    /// The redirect URI the authorize URL carries; the exchange repeats it.
+    redirect_uri: String,
+    verifier: CodeVerifier,
+}
+
+/// How the login completes, with what each way needs and nothing else.
+enum Way {
+    /// The browser comes back to our callback server (or its address is
+    /// pasted, when that browser is on another machine).
+    Local {
+        redirect: Redirect,
+        callback: CallbackServer,
+    },
+    /// The user pastes the address CARTO showed, or its code.
+    Paste { redirect: Redirect },
+    /// The user approves a code elsewhere; we poll.
+    Device {
+        authorization: DeviceAuthorization,
+        expires_at: i64,
+    },
+}
+
 /// A login that has begun.
 pub(crate) struct Login {
     pub(crate) config: Arc<OAuthConfig>,
-    pub(crate) flow: Flow,
     /// The authorize URL, or the device flow's verification link.
     pub(crate) address: String,
-    /// The redirect URI the authorize URL carries; the exchange repeats it.
-    redirect_uri: String,
     pub(crate) browser_opened: bool,
     pub(crate) why_paste: Option<String>,
-    /// The PKCE verifier: kept until a code exchange succeeds, so a slip of
-    /// the paste or a network error never costs a sign-in.
-    verifier: Option<CodeVerifier>,
+    way: Way,
+    /// Held for a moment only, never across a wait, so that `cancel` and
+    /// `is_pending` answer at once.
+    state: Mutex<State>,
     /// One exchange or poll at a time.
-    state: tokio::sync::Mutex<State>,
-    callback: Option<CallbackServer>,
-    device: Option<Device>,
-}
-
-struct Device {
-    authorization: DeviceAuthorization,
-    expires_at: i64,
+    busy: Mutex<()>,
+    /// Set by `cancel`: every wait of this login ends within a beat.
+    cancel: Cancel,
 }
 
 impl Login {
@@ -65,16 +86,15 @@ impl Login {
     /// code first and falls back, saying why in one line, when CARTO refuses.
     /// Then the local flow where a browser on this machine can take part, the
     /// paste flow otherwise, or when the port is taken or no browser opens.
-    pub(crate) async fn start(config: Arc<OAuthConfig>) -> Result<Login> {
+    pub(crate) fn start(config: Arc<OAuthConfig>) -> Result<Login> {
         let why_not_local = match config.open_browser {
             Some(true) => None,
             Some(false) => Some("open_browser(false)".to_string()),
             None => no_local_browser(|name| std::env::var(name).ok(), cfg!(target_os = "linux")),
         };
         if config.device_flow {
-            let http = config.common.http()?;
-            match request_device_code(&http, &config.common.endpoints, config.org.as_deref()).await
-            {
+            let http = config.common.http();
+            match request_device_code(&http, &config.common.endpoints, config.org.as_deref()) {
                 Ok(authorization) => return Ok(Self::device(config, authorization)),
                 Err(why) => {
                     let instead = if why_not_local.is_none() {
@@ -103,6 +123,25 @@ impl Login {
             });
         };
         Ok(Self::paste(config, pkce, Some(why_paste)))
+    }
+
+    fn new(
+        config: Arc<OAuthConfig>,
+        address: String,
+        way: Way,
+        browser_opened: bool,
+        why_paste: Option<String>,
+    ) -> Login {
+        Login {
+            config,
+            address,
+            browser_opened,
+            why_paste,
+            way,
+            state: Mutex::new(State::Pending),
+            busy: Mutex::new(()),
+            cancel: Cancel::default(),
+        }
     }
 
     fn local(config: Arc<OAuthConfig>, pkce: Pkce, port: u16, path: String) -> Result<Login> {
@@ -148,19 +187,15 @@ impl Login {
             "opened the authorize URL in a browser; waiting on port {}",
             server.port()
         );
-        let redirect_uri = config.common.endpoints.redirect_uri.clone();
-        Ok(Login {
-            config,
-            flow: Flow::LocalCallback,
-            address: url,
-            redirect_uri,
-            browser_opened: true,
-            why_paste: None,
-            verifier: Some(pkce.verifier),
-            state: tokio::sync::Mutex::new(State::Pending),
-            callback: Some(server),
-            device: None,
-        })
+        let redirect = Redirect {
+            redirect_uri: config.common.endpoints.redirect_uri.clone(),
+            verifier: pkce.verifier,
+        };
+        let way = Way::Local {
+            redirect,
+            callback: server,
+        };
+        Ok(Self::new(config, url, way, true, None))
     }
 
     fn paste(config: Arc<OAuthConfig>, pkce: Pkce, why_paste: Option<String>) -> Login {
@@ -174,134 +209,162 @@ impl Login {
             config.org.as_deref(),
             config.force_login,
         );
-        Login {
-            config,
-            flow: Flow::Paste,
-            address: url,
+        let redirect = Redirect {
             redirect_uri,
-            browser_opened: false,
-            why_paste,
-            verifier: Some(pkce.verifier),
-            state: tokio::sync::Mutex::new(State::Pending),
-            callback: None,
-            device: None,
-        }
+            verifier: pkce.verifier,
+        };
+        Self::new(config, url, Way::Paste { redirect }, false, why_paste)
     }
 
     fn device(config: Arc<OAuthConfig>, authorization: DeviceAuthorization) -> Login {
         let lifetime = i64::try_from(authorization.expires_in.as_secs()).unwrap_or(i64::MAX);
         let expires_at = now_unix().saturating_add(lifetime);
-        Login {
-            config,
-            flow: Flow::DeviceCode,
-            address: authorization.link().to_string(),
-            redirect_uri: String::new(),
-            browser_opened: false,
-            why_paste: None,
-            verifier: None,
-            state: tokio::sync::Mutex::new(State::Pending),
-            callback: None,
-            device: Some(Device {
-                authorization,
-                expires_at,
-            }),
+        let address = authorization.link().to_string();
+        let way = Way::Device {
+            authorization,
+            expires_at,
+        };
+        Self::new(config, address, way, false, None)
+    }
+
+    /// How the login completes.
+    pub(crate) fn flow(&self) -> Flow {
+        match self.way {
+            Way::Local { .. } => Flow::LocalCallback,
+            Way::Paste { .. } => Flow::Paste,
+            Way::Device { .. } => Flow::DeviceCode,
         }
     }
 
     /// What a prompt or a card needs to show this login.
     pub(crate) fn instructions(&self) -> LoginInstructions {
-        let device = self.device.as_ref();
+        let device = match &self.way {
+            Way::Device {
+                authorization,
+                expires_at,
+            } => Some((authorization, *expires_at)),
+            _ => None,
+        };
         LoginInstructions {
             authorize_url: self.address.clone(),
-            flow: self.flow,
+            flow: self.flow(),
             browser_opened: self.browser_opened,
             org: self.config.org.clone(),
             why_paste: self.why_paste.clone(),
-            user_code: device.map(|d| d.authorization.user_code.clone()),
+            user_code: device.map(|(a, _)| a.user_code.clone()),
             verification_uri: device
-                .filter(|d| d.authorization.verification_uri_complete.is_some())
-                .map(|d| d.authorization.verification_uri.clone()),
-            expires_at: device.map(|d| d.expires_at),
+                .filter(|(a, _)| a.verification_uri_complete.is_some())
+                .map(|(a, _)| a.verification_uri.clone()),
+            expires_at: device.map(|(_, at)| at),
         }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether the login is still waiting for the user.
     pub(crate) fn is_pending(&self) -> bool {
-        self.state
-            .try_lock()
-            .map_or(true, |state| *state == State::Pending)
+        *self.state() == State::Pending
     }
 
     /// Where it stands, for `Debug`.
     pub(crate) fn describe_state(&self) -> &'static str {
-        match self.state.try_lock().map(|s| *s) {
-            Ok(State::Pending) => "pending",
-            Ok(State::Finished(s)) => s,
-            Err(_) => "busy",
+        match *self.state() {
+            State::Pending => "pending",
+            State::Finished(s) => s,
         }
+    }
+
+    /// Ends the login with `outcome` if it is still pending; the token only
+    /// when it was: after a cancel, no token comes back.
+    fn finish(&self, outcome: &'static str, token: Token) -> Result<Token> {
+        let mut state = self.state();
+        check_pending(*state)?;
+        *state = State::Finished(outcome);
+        Ok(token)
+    }
+
+    /// One exchange or poll at a time; a login cancelled meanwhile is over.
+    fn busy(&self) -> Result<MutexGuard<'_, ()>> {
+        let busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        check_pending(*self.state())?;
+        Ok(busy)
     }
 
     /// Finishes the login with what the user pasted. A refused or failed
     /// exchange leaves the login pending: it can be completed again.
-    pub(crate) async fn complete(&self, pasted: &str) -> Result<Token> {
-        let mut state = self.state.lock().await;
-        check_pending(*state)?;
-        let Some(verifier) = &self.verifier else {
-            return Err(Error::NoCode {
-                what: "this login finishes by itself once the code is approved: call wait()",
-            });
+    pub(crate) fn complete(&self, pasted: &str) -> Result<Token> {
+        check_pending(*self.state())?;
+        let redirect = match &self.way {
+            Way::Local { redirect, .. } | Way::Paste { redirect } => redirect,
+            Way::Device { .. } => {
+                return Err(Error::NoCode {
+                    what: "this login finishes by itself once the code is approved: call wait()",
+                });
+            }
         };
         let code = parse_pasted(pasted, &self.config.common.endpoints.issuer)?;
-        let token = self.exchange(&code, verifier).await?;
-        *state = State::Finished("completed");
-        drop(state);
+        let _busy = self.busy()?;
+        let token = self.exchange(&code, redirect)?;
+        let token = self.finish("completed", token)?;
         self.stop_callback();
         Ok(token)
     }
 
     /// Waits for the browser to come back (local flow) or the code to be
     /// approved (device flow), then finishes.
-    pub(crate) async fn wait(&self) -> Result<Token> {
-        match (self.flow, &self.callback, &self.device) {
-            (Flow::LocalCallback, Some(callback), _) => self.wait_callback(callback).await,
-            (Flow::DeviceCode, _, Some(device)) => self.wait_device(device).await,
-            _ => {
-                check_pending(*self.state.lock().await)?;
-                Err(Error::NoCode {
-                    what: "this login has no local callback to wait for; pass the pasted address to complete()",
-                })
-            }
+    pub(crate) fn wait(&self) -> Result<Token> {
+        check_pending(*self.state())?;
+        match &self.way {
+            Way::Local { redirect, callback } => self.wait_callback(redirect, callback),
+            Way::Device {
+                authorization,
+                expires_at,
+            } => self.wait_device(authorization, *expires_at),
+            Way::Paste { .. } => Err(Error::NoCode {
+                what: "this login has no local callback to wait for; pass the pasted address to complete()",
+            }),
         }
     }
 
-    async fn wait_callback(&self, callback: &CallbackServer) -> Result<Token> {
-        check_pending(*self.state.lock().await)?;
+    fn wait_callback(&self, redirect: &Redirect, callback: &CallbackServer) -> Result<Token> {
         let Some(result) = callback.take_result() else {
             return Err(Error::NoCode {
                 what: "the browser already came back to this login; paste the address it showed into complete()",
             });
         };
-        let outcome = result.await.unwrap_or(CallbackResult::Stopped);
-        let mut state = self.state.lock().await;
+        let outcome = loop {
+            match result.recv_timeout(BEAT) {
+                Ok(outcome) => break outcome,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    break CallbackResult::Stopped;
+                }
+                // The server's own timeout ends its wait; a cancel ends ours.
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if cancelled(Some(&self.cancel)) {
+                        self.cancel();
+                        break CallbackResult::Stopped;
+                    }
+                }
+            }
+        };
         match outcome {
             CallbackResult::Code(code) => {
-                check_pending(*state)?;
-                let verifier = self
-                    .verifier
-                    .as_ref()
-                    .ok_or(Error::LoginFinished { state: "cancelled" })?;
+                let _busy = self.busy()?;
                 let mut attempt = 1;
                 let token = loop {
-                    match self.exchange(&code, verifier).await {
+                    match self.exchange(&code, redirect) {
                         Err(Error::Network { .. }) if attempt < EXCHANGE_ATTEMPTS => {
                             attempt += 1;
-                            tokio::time::sleep(EXCHANGE_RETRY_PAUSE).await;
+                            if pause(EXCHANGE_RETRY_PAUSE, Some(&self.cancel)).is_err() {
+                                return Err(Error::LoginFinished { state: "cancelled" });
+                            }
                         }
                         other => break other?,
                     }
                 };
-                *state = State::Finished("completed");
-                Ok(token)
+                self.finish("completed", token)
             }
             CallbackResult::Denied { error, description } => {
                 Err(Error::Authorization { error, description })
@@ -311,13 +374,16 @@ impl Login {
                 got,
             }),
             CallbackResult::TimedOut => {
+                let mut state = self.state();
+                check_pending(*state)?;
                 *state = State::Finished("timed out");
                 Err(Error::LoginTimeout {
-                    redirect_uri: self.redirect_uri.clone(),
+                    redirect_uri: redirect.redirect_uri.clone(),
                     waited: self.config.login_timeout,
                 })
             }
             CallbackResult::Stopped => {
+                let mut state = self.state();
                 if *state == State::Pending {
                     *state = State::Finished("cancelled");
                 }
@@ -331,45 +397,55 @@ impl Login {
         }
     }
 
-    async fn wait_device(&self, device: &Device) -> Result<Token> {
-        let mut state = self.state.lock().await;
-        check_pending(*state)?;
-        let left = u64::try_from(device.expires_at.saturating_sub(now_unix())).unwrap_or(0);
+    fn wait_device(&self, authorization: &DeviceAuthorization, expires_at: i64) -> Result<Token> {
+        let _busy = self.busy()?;
+        let left = u64::try_from(expires_at.saturating_sub(now_unix())).unwrap_or(0);
         let deadlines = Deadlines {
             code_expires_in: Duration::from_secs(left),
             login_timeout: self.config.login_timeout,
         };
-        let http = self.config.common.http()?;
+        let http = self.config.common.http();
         let endpoints = &self.config.common.endpoints;
-        let code = &device.authorization.device_code;
-        let result = poll_until(device.authorization.interval, deadlines, || {
-            poll_once(&http, endpoints, code)
-        })
-        .await;
-        *state = State::Finished(match &result {
-            Ok(_) => "completed",
-            Err(Error::Authorization { .. }) => "refused",
-            Err(_) => "timed out",
+        let mut clock = RealTime {
+            start: Instant::now(),
+            cancel: &self.cancel,
+        };
+        let result = poll_until(authorization.interval, deadlines, &mut clock, || {
+            poll_once(&http, endpoints, &authorization.device_code)
         });
-        result
+        match result {
+            Ok(token) => self.finish("completed", token),
+            Err(e) => {
+                let mut state = self.state();
+                if *state == State::Pending {
+                    *state = State::Finished(match &e {
+                        Error::Authorization { .. } => "refused",
+                        Error::LoginFinished { state } => state,
+                        _ => "timed out",
+                    });
+                }
+                Err(e)
+            }
+        }
     }
 
     /// The one-line login: shows the instructions, then waits for the
     /// callback or the approval, or asks for the pasted answer, up to
     /// [`PASTE_ATTEMPTS`] times, each refusal explained in one line.
-    pub(crate) async fn run(&self) -> Result<Token> {
+    pub(crate) fn run(&self) -> Result<Token> {
         let prompt = self.config.common.prompt.clone();
+        let paste = matches!(self.way, Way::Paste { .. });
         // Before the address is shown: an answer typed once it is on the
         // screen is this login's, even if it comes before the question.
-        let mut claimed = (self.flow == Flow::Paste).then(Claimed::now);
+        let mut claimed = paste.then(Claimed::now);
         prompt.show_login(&self.instructions());
-        if self.flow != Flow::Paste {
-            return self.wait().await;
+        if !paste {
+            return self.wait();
         }
         let mut last = None;
         for attempt in 1..=PASTE_ATTEMPTS {
             let claim = claimed.take().unwrap_or_else(Claimed::now);
-            let answer = match ask(&prompt, ASK_CODE, claim).await {
+            let answer = match ask(&prompt, ASK_CODE, claim, Some(&self.cancel)) {
                 Ok(answer) => answer,
                 Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
                     self.cancel();
@@ -379,6 +455,10 @@ impl Login {
                         reason: None,
                         hint: prompt.no_input_hint(),
                     }));
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {
+                    self.cancel();
+                    return Err(Error::LoginFinished { state: "cancelled" });
                 }
                 Err(e) => return Err(Error::Input(e)),
             };
@@ -394,7 +474,7 @@ impl Login {
                 again("Nothing was pasted.");
                 continue;
             }
-            match self.complete(&answer).await {
+            match self.complete(&answer) {
                 Ok(token) => return Ok(token),
                 Err(e) if e.can_retry_login() => {
                     again(&format!("That did not work: {e}."));
@@ -412,33 +492,35 @@ impl Login {
         }))
     }
 
-    /// Ends the login: later calls get [`Error::LoginFinished`], and the
-    /// callback port is free when this returns.
+    /// Ends the login at once, whatever waits: later calls get
+    /// [`Error::LoginFinished`], a wait in progress ends within a beat
+    /// without a token, and the callback port is free when this returns.
     pub(crate) fn cancel(&self) {
-        if let Ok(mut state) = self.state.try_lock()
-            && *state == State::Pending
+        self.cancel.set();
         {
-            *state = State::Finished("cancelled");
+            let mut state = self.state();
+            if *state == State::Pending {
+                *state = State::Finished("cancelled");
+            }
         }
         self.stop_callback();
     }
 
     fn stop_callback(&self) {
-        if let Some(callback) = &self.callback {
+        if let Way::Local { callback, .. } = &self.way {
             callback.stop();
         }
     }
 
-    async fn exchange(&self, code: &AuthorizationCode, verifier: &CodeVerifier) -> Result<Token> {
+    fn exchange(&self, code: &AuthorizationCode, redirect: &Redirect) -> Result<Token> {
         let common = &self.config.common;
         exchange_code(
-            &common.http()?,
+            &common.http(),
             &common.endpoints,
             code,
-            &self.redirect_uri,
-            verifier,
+            &redirect.redirect_uri,
+            &redirect.verifier,
         )
-        .await
     }
 }
 

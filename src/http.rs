@@ -1,11 +1,12 @@
-//! The one place requests are sent and answers are judged.
+//! The one place requests are sent and answers are judged: ureq, blocking,
+//! one agent per session so that connections are reused from call to call
+//! (and from notebook cell to notebook cell: ureq needs no runtime).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rustls_platform_verifier::BuilderVerifierExt as _;
-
 use serde_json::Value;
+use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
 use crate::error::{Error, Result, Service};
 use crate::secret::AccessToken;
@@ -13,95 +14,149 @@ use crate::secret::AccessToken;
 /// Default for both the whole request and (capped at 10 s) the connection.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A configured HTTP client. Built lazily: a cached token never pays for TLS
-/// set-up.
+/// Longer than this is no deadline at all: a timer that far off could
+/// overflow an `Instant`.
+const NO_DEADLINE_BEYOND: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A timeout as ureq takes it: `None` for none.
+fn within(timeout: Duration) -> Option<Duration> {
+    (timeout < NO_DEADLINE_BEYOND).then_some(timeout)
+}
+
+/// A configured HTTP agent. Cheap to clone: clones share the connections.
 #[derive(Clone)]
 pub(crate) struct Http {
-    client: reqwest::Client,
+    agent: ureq::Agent,
     timeout: Duration,
 }
 
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Http {
-    pub(crate) fn new(timeout: Duration) -> Result<Http> {
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_config()?)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .timeout(timeout)
-            // Each blocking call runs on a runtime of its own; a pooled
-            // connection would outlive the runtime that drives it.
-            .pool_max_idle_per_host(0)
+    /// An agent with rustls on the *ring* provider and the platform's
+    /// certificate verifier, set on this agent only: the process-wide
+    /// default provider is left to the host program (and any other `:dep`
+    /// of the same kernel), and one it installs never replaces ours. The
+    /// proxy comes from `ALL_PROXY`/`HTTPS_PROXY`/`HTTP_PROXY` and
+    /// `NO_PROXY` (ureq reads them, lower case too).
+    pub(crate) fn new(timeout: Duration) -> Http {
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .root_certs(RootCerts::PlatformVerifier)
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .timeout_global(within(timeout))
+            .timeout_connect(within(timeout.min(Duration::from_secs(10))))
+            // A 4xx answer is judged here: its body often says why.
+            .http_status_as_error(false)
             .user_agent(concat!("carto-auth-rs/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::Setup {
-                what: "the HTTP client",
-                message: chain(&e),
-                source: Some(Box::new(e)),
-            })?;
-        Ok(Http { client, timeout })
+            .new_agent();
+        Http { agent, timeout }
+    }
+
+    /// The same agent and connections, with a request timeout of at least
+    /// `timeout` (the SQL API's queries run for up to a minute).
+    pub(crate) fn at_least(&self, timeout: Duration) -> Http {
+        Http {
+            agent: self.agent.clone(),
+            timeout: self.timeout.max(timeout),
+        }
+    }
+
+    /// The request timeout of this handle, set on each request: handles of
+    /// one agent may differ.
+    fn timed<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        request
+            .config()
+            .timeout_global(within(self.timeout))
+            .build()
     }
 
     /// `GET`, optionally with a bearer token, expecting JSON.
-    pub(crate) async fn get_json(
+    pub(crate) fn get_json(
         &self,
         service: Service,
         url: &str,
         bearer: Option<&AccessToken>,
     ) -> Result<Value> {
-        let mut request = self.client.get(url);
-        if let Some(token) = bearer {
-            // bearer_auth marks the header sensitive, so it is never logged.
-            request = request.bearer_auth(token.secret());
-        }
-        let (status, body) = self.send(service, url, request).await?;
+        let (status, body) = self.get_raw(service, url, bearer)?;
         json_answer(service, url, status, &body)
     }
 
+    /// `GET`, optionally with a bearer token; the status and body as they
+    /// came.
+    pub(crate) fn get_raw(
+        &self,
+        service: Service,
+        url: &str,
+        bearer: Option<&AccessToken>,
+    ) -> Result<(u16, Vec<u8>)> {
+        self.send(service, url, || {
+            let mut request = self.timed(self.agent.get(url));
+            if let Some(token) = bearer {
+                request = request.header("Authorization", bearer_header(token));
+            }
+            request.call()
+        })
+    }
+
     /// `POST` of a form, expecting JSON.
-    pub(crate) async fn post_form(
+    pub(crate) fn post_form(
         &self,
         service: Service,
         url: &str,
         form: &[(&str, &str)],
     ) -> Result<Value> {
-        let (status, body) = self
-            .send(service, url, self.client.post(url).form(form))
-            .await?;
+        let (status, body) = self.post_form_raw(service, url, form)?;
         json_answer(service, url, status, &body)
     }
 
     /// `POST` of a form; the status and body as they came, for protocols
     /// whose 4xx answers carry meaning (the device flow's polling).
-    pub(crate) async fn post_form_raw(
+    pub(crate) fn post_form_raw(
         &self,
         service: Service,
         url: &str,
         form: &[(&str, &str)],
     ) -> Result<(u16, Vec<u8>)> {
-        self.send(service, url, self.client.post(url).form(form))
-            .await
+        let body = form_body(form);
+        self.send(service, url, || {
+            self.timed(self.agent.post(url))
+                .content_type("application/x-www-form-urlencoded")
+                .send(body.as_bytes())
+        })
     }
 
     /// `POST` of a JSON body with a bearer token; the status and body as
     /// they came (the SQL API's errors are its own).
-    pub(crate) async fn post_json_raw(
+    pub(crate) fn post_json_raw(
         &self,
         service: Service,
         url: &str,
         bearer: &AccessToken,
         body: &Value,
     ) -> Result<(u16, Vec<u8>)> {
-        let request = self
-            .client
-            .post(url)
-            .bearer_auth(bearer.secret())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string());
-        self.send(service, url, request).await
+        let body = body.to_string();
+        self.send(service, url, || {
+            self.timed(self.agent.post(url))
+                .header("Authorization", bearer_header(bearer))
+                .content_type("application/json")
+                .send(body.as_bytes())
+        })
     }
 
     /// `GET` of a text document.
-    pub(crate) async fn get_text(&self, service: Service, url: &str) -> Result<String> {
-        let (status, body) = self.send(service, url, self.client.get(url)).await?;
+    pub(crate) fn get_text(&self, service: Service, url: &str) -> Result<String> {
+        let (status, body) = self.get_raw(service, url, None)?;
         if !(200..300).contains(&status) {
             return Err(status_error(service, url, status, &body));
         }
@@ -124,56 +179,57 @@ impl Http {
         })
     }
 
-    async fn send(
+    fn send(
         &self,
         service: Service,
         url: &str,
-        request: reqwest::RequestBuilder,
+        request: impl FnOnce() -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<(u16, Vec<u8>)> {
-        let network = |e: reqwest::Error| {
-            // Our URLs can carry a code or a state: drop them from the error,
-            // which is kept as the cause.
-            let e = e.without_url();
+        let network = |e: ureq::Error| {
+            let timed_out = matches!(e, ureq::Error::Timeout(_));
+            let message = if timed_out {
+                format!("no answer within {} s", seconds(self.timeout))
+            } else {
+                chain(&e)
+            };
+            // A bad URI error quotes the URI, which can carry a code or a
+            // state: neither its text nor it as the cause.
+            let (message, source): (String, Option<Box<dyn std::error::Error + Send + Sync>>) =
+                match e {
+                    ureq::Error::BadUri(_) => ("not a valid URL".into(), None),
+                    e => (message, Some(Box::new(e))),
+                };
             Error::Network {
                 service,
                 url: without_query(url),
-                message: if e.is_timeout() {
-                    format!("no answer within {} s", seconds(self.timeout))
-                } else {
-                    chain(&e)
-                },
-                source: Some(Box::new(e)),
+                message,
+                source,
             }
         };
-        let response = request.send().await.map_err(network)?;
+        let mut response = request().map_err(network)?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(network)?;
+        // No size limit of ours: a query's answer may be large.
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .map_err(network)?;
         log::debug!("{service} answered HTTP {status} ({} bytes)", body.len());
-        Ok((status, body.to_vec()))
+        Ok((status, body))
     }
 }
 
-/// This crate's TLS set-up: rustls with the *ring* provider and the
-/// platform's roots, made once per process. It is handed to reqwest as is,
-/// so the process-wide default provider stays unset for the host program
-/// (and any other `:dep` of the same kernel) to install its own.
-pub(crate) fn tls_config() -> Result<rustls::ClientConfig> {
-    static CONFIG: OnceLock<std::result::Result<rustls::ClientConfig, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .and_then(|b| b.with_platform_verifier())
-                .map(|b| b.with_no_client_auth())
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|message| Error::Setup {
-            what: "TLS (rustls with the platform's certificate roots)",
-            message,
-            source: None,
-        })
+fn bearer_header(token: &AccessToken) -> String {
+    format!("Bearer {}", token.secret())
+}
+
+/// `application/x-www-form-urlencoded`, as HTML forms, reqwest and the
+/// Python package's requests encode it (spaces as `+`).
+fn form_body(form: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish()
 }
 
 /// A URL for an error message: a query can carry a code or a state.
@@ -190,8 +246,8 @@ pub(crate) fn seconds(d: Duration) -> String {
     }
 }
 
-/// An error and all its causes on one line: reqwest's own message alone
-/// ("error sending request") does not say what to fix.
+/// An error and all its causes on one line: the outer message alone does
+/// not always say what to fix.
 fn chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
@@ -317,51 +373,94 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_process_default_crypto_provider_is_left_alone() {
-        let http = Http::new(DEFAULT_TIMEOUT);
-        assert!(http.is_ok());
-        assert!(rustls::crypto::CryptoProvider::get_default().is_none());
-    }
-
-    /// A loopback server that takes each connection and closes it unanswered.
-    fn hanging_up_server() -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    /// A loopback server that takes each of `n` connections and closes it
+    /// unanswered.
+    fn hanging_up_server(n: usize) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
-            if let Ok((stream, _)) = listener.accept() {
-                drop(stream);
+            for _ in 0..n {
+                if let Ok((stream, _)) = listener.accept() {
+                    drop(stream);
+                }
             }
         });
         (addr, server)
     }
 
-    #[tokio::test]
-    async fn a_network_error_keeps_the_http_clients_error_without_its_url() {
+    #[test]
+    fn the_process_default_crypto_provider_is_left_alone() {
+        // An https request makes ureq build its TLS set-up from ours.
+        let (addr, server) = hanging_up_server(1);
+        let err = Http::new(DEFAULT_TIMEOUT)
+            .get_json(Service::Accounts, &format!("https://{addr}/"), None)
+            .unwrap_err();
+        server.join().unwrap();
+        assert!(matches!(err, Error::Network { .. }), "{err:?}");
+        assert!(rustls::crypto::CryptoProvider::get_default().is_none());
+    }
+
+    #[test]
+    fn a_network_error_keeps_the_http_clients_error_without_its_url() {
         use std::error::Error as _;
-        let (addr, server) = hanging_up_server();
+        let (addr, server) = hanging_up_server(1);
         let url = format!("http://{addr}/callback?code=the-code&state=the-state");
         let err = Http::new(DEFAULT_TIMEOUT)
-            .unwrap()
             .get_json(Service::Accounts, &url, None)
-            .await
             .unwrap_err();
         server.join().unwrap();
         assert!(matches!(err, Error::Network { .. }), "{err:?}");
         let cause = err
             .source()
-            .and_then(|s| s.downcast_ref::<reqwest::Error>())
-            .unwrap_or_else(|| panic!("no reqwest::Error as the source of {err:?}"));
-        assert!(cause.url().is_none(), "{cause:?}");
-        let cause_text = cause.to_string();
-        assert!(!cause_text.contains(&addr.to_string()), "{cause_text}");
+            .and_then(|s| s.downcast_ref::<ureq::Error>())
+            .unwrap_or_else(|| panic!("no ureq::Error as the source of {err:?}"));
         // Neither the code nor the state of the URL, anywhere.
-        for text in [err.to_string(), format!("{err:?}"), cause_text] {
+        for text in [err.to_string(), format!("{err:?}"), cause.to_string(), format!("{cause:?}")] {
             assert!(
                 !text.contains("the-code") && !text.contains("the-state"),
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_url_that_cannot_be_sent_is_not_quoted() {
+        let err = Http::new(DEFAULT_TIMEOUT)
+            .get_json(Service::Accounts, "http://exa mple/cb?code=the-code", None)
+            .unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("the-code"), "{text}");
+    }
+
+    #[test]
+    fn a_silent_server_is_a_timeout_in_the_sessions_seconds() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Accepted by the kernel's backlog, never answered.
+        let err = Http::new(Duration::from_millis(300))
+            .get_json(Service::Accounts, &format!("http://{addr}/"), None)
+            .unwrap_err()
+            .to_string();
+        drop(listener);
+        assert!(err.contains("no answer within 0.3 s"), "{err}");
+    }
+
+    #[test]
+    fn timeouts_too_long_for_a_clock_mean_no_deadline_not_a_panic() {
+        let (addr, server) = hanging_up_server(1);
+        let err = Http::new(Duration::MAX)
+            .get_json(Service::Accounts, &format!("http://{addr}/"), None)
+            .unwrap_err();
+        server.join().unwrap();
+        assert!(matches!(err, Error::Network { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn forms_are_encoded_as_browsers_and_the_python_package_encode_them() {
+        assert_eq!(
+            form_body(&[("grant_type", "authorization_code"), ("x", "a b&c=d+é/")]),
+            "grant_type=authorization_code&x=a+b%26c%3Dd%2B%C3%A9%2F"
+        );
     }
 
     #[test]

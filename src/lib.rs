@@ -152,11 +152,14 @@
 //! npm CDN, or from [`Map::js_url`] / `CARTO_AUTH_JS_URL`.
 //!
 //! # Async programs
-//! Every blocking call has an `_async` twin; both run the same code. The
-//! blocking calls also work inside a multi-thread tokio runtime (an evcxr
-//! async cell, `#[tokio::main]`); inside a current-thread runtime, where
-//! blocking could deadlock, they return at once an
-//! [`Error::BlockingInAsync`] that names the twin.
+//! Every blocking call has an `_async` twin that runs the same code on a
+//! thread of its own and waits for it without blocking: it needs no
+//! particular runtime (tokio, smol, async-std, a plain `block_on` all do),
+//! and the crate depends on none. Dropping the future cancels the work:
+//! a login's callback port is free within a second, device polling stops,
+//! a question waiting for a pasted line is handed to the next login. The
+//! blocking calls work everywhere too, inside an async runtime included
+//! (they need none), where they hold the runtime's thread while they wait.
 //! ```no_run
 //! # async fn job() -> carto_auth::Result<()> {
 //! let auth = carto_auth::CartoAuth::m2m("carto_credentials.json").login_async().await?;
@@ -218,9 +221,11 @@
 mod api;
 mod api_base_url;
 mod auth;
+mod background;
 mod builder;
 mod cache;
 mod callback;
+mod cancel;
 #[cfg(feature = "notebook")]
 mod cards;
 mod clock;
@@ -253,10 +258,10 @@ mod no_input;
 mod oauth;
 mod paste;
 mod prompt;
+mod provider;
 #[cfg(any(feature = "notebook", feature = "cli"))]
 mod qr;
 mod query;
-mod runtime;
 mod secret;
 mod service;
 mod sql;

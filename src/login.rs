@@ -4,12 +4,16 @@
 
 use std::sync::Arc;
 
+use crate::api::discover;
 use crate::auth::CartoAuth;
+use crate::background::run;
 use crate::config::OAuthConfig;
 use crate::error::Result;
 use crate::flow::Login;
 use crate::instructions::{Flow, LoginInstructions};
-use crate::runtime::{Call, block_on};
+use crate::mode::TokenSource;
+use crate::provider::OAuthProvider;
+use crate::token::Token;
 
 /// A login that has begun and waits for the user.
 ///
@@ -34,13 +38,13 @@ use crate::runtime::{Call, block_on};
 /// # Ok::<(), carto_auth::Error>(())
 /// ```
 pub struct PendingLogin {
-    login: Login,
+    login: Arc<Login>,
 }
 
 impl PendingLogin {
-    pub(crate) async fn start(config: Arc<OAuthConfig>) -> Result<PendingLogin> {
+    pub(crate) fn start(config: Arc<OAuthConfig>) -> Result<PendingLogin> {
         Ok(PendingLogin {
-            login: Login::start(config).await?,
+            login: Arc::new(Login::start(config)?),
         })
     }
 
@@ -52,7 +56,7 @@ impl PendingLogin {
 
     /// How the login completes.
     pub fn flow(&self) -> Flow {
-        self.login.flow
+        self.login.flow()
     }
 
     /// The code to approve, in the device flow.
@@ -98,19 +102,14 @@ impl PendingLogin {
     /// answer); [`Error::LoginFinished`](crate::Error::LoginFinished) once
     /// it is over.
     pub fn complete(&self, pasted: &str) -> Result<CartoAuth> {
-        block_on(
-            Call {
-                name: "PendingLogin::complete",
-                twin: "complete_async",
-            },
-            self.complete_async(pasted),
-        )?
+        let token = self.login.complete(pasted)?;
+        Ok(signed_in(self.login.config.clone(), token))
     }
 
-    /// [`complete`](Self::complete) for async programs.
+    /// [`complete`](Self::complete) for async programs, on any executor.
     pub async fn complete_async(&self, pasted: &str) -> Result<CartoAuth> {
-        let token = self.login.complete(pasted).await?;
-        CartoAuth::signed_in(self.login.config.clone(), token).await
+        let (login, pasted) = (self.clone_inner(), pasted.to_string());
+        run(move || login.complete(&pasted)).await
     }
 
     /// Waits for the browser to come back to the local callback server, or
@@ -126,35 +125,75 @@ impl PendingLogin {
     /// (use [`complete`](Self::complete) there), token-endpoint errors,
     /// [`Error::LoginFinished`](crate::Error::LoginFinished).
     pub fn wait(&self) -> Result<CartoAuth> {
-        block_on(
-            Call {
-                name: "PendingLogin::wait",
-                twin: "wait_async",
-            },
-            self.wait_async(),
-        )?
+        let token = self.login.wait()?;
+        Ok(signed_in(self.login.config.clone(), token))
     }
 
-    /// [`wait`](Self::wait) for async programs.
+    /// [`wait`](Self::wait) for async programs, on any executor. Dropping
+    /// the future cancels the login: its port is free within a second.
     pub async fn wait_async(&self) -> Result<CartoAuth> {
-        let token = self.login.wait().await?;
-        CartoAuth::signed_in(self.login.config.clone(), token).await
+        let login = self.clone_inner();
+        run(move || login.wait()).await
     }
 
-    /// Ends the login now: its callback port is free when this returns, and
-    /// later calls get [`Error::LoginFinished`](crate::Error::LoginFinished).
+    /// Ends the login now, from any thread: a [`wait`](Self::wait) in
+    /// progress returns within a second with
+    /// [`Error::LoginFinished`](crate::Error::LoginFinished) and no token,
+    /// its callback port is free when this returns, and later calls get
+    /// the same error.
     pub fn cancel(&self) {
         self.login.cancel();
     }
+
+    /// Another handle on the same login, for a thread.
+    fn clone_inner(&self) -> PendingLogin {
+        PendingLogin {
+            login: self.login.clone(),
+        }
+    }
+
 }
 
 impl std::fmt::Debug for PendingLogin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PendingLogin")
-            .field("flow", &self.login.flow)
+            .field("flow", &self.login.flow())
             .field("authorize_url", &self.login.address)
             .field("org", &self.login.config.org)
             .field("state", &self.login.describe_state())
             .finish_non_exhaustive()
     }
+}
+
+/// The end of every interactive login: discover the API base URL unless
+/// given (retrying once; a failure keeps the token and leaves the URL
+/// unknown), cache, confirm.
+pub(crate) fn signed_in(config: Arc<OAuthConfig>, token: Token) -> CartoAuth {
+    let common = &config.common;
+    let (api_base_url, discovery_error) = match &config.api_base_url {
+        Some(url) => (Some(url.clone()), None),
+        None => discover(&common.http(), &common.endpoints, &token.access_token),
+    };
+    config.save_token(api_base_url.clone(), &token);
+    let prompt = common.prompt.clone();
+    let auth = CartoAuth::new(
+        Box::new(OAuthProvider { config }),
+        api_base_url,
+        discovery_error.clone(),
+        token,
+        TokenSource::SignIn,
+    );
+    prompt.notice(&format!("Signed in to CARTO. {}", auth.summary()));
+    if let Some(why) = discovery_error {
+        crate::prompt::warn(
+            &*prompt,
+            None,
+            &format!(
+                "the API base URL could not be found after signing in ({why}); the token is \
+                 kept. Pass the URL with .api_base_url(..) or CARTO_API_BASE_URL (CARTO \
+                 Workspace > Developers shows it)"
+            ),
+        );
+    }
+    auth
 }

@@ -64,7 +64,7 @@ impl Credentials {
 }
 
 /// Requests a token with exactly the Python package's form.
-pub(crate) async fn request_token(
+pub(crate) fn request_token(
     http: &Http,
     endpoints: &Endpoints,
     credentials: &Credentials,
@@ -75,7 +75,7 @@ pub(crate) async fn request_token(
         ("client_id", credentials.client_id.as_str()),
         ("client_secret", credentials.client_secret.secret()),
     ];
-    crate::token::request_token(http, endpoints, &form, Grant::ClientCredentials).await
+    crate::token::request_token(http, endpoints, &form, Grant::ClientCredentials)
 }
 
 #[cfg(test)]

@@ -151,7 +151,7 @@ pub(crate) fn is_code_like(code: &str) -> bool {
 }
 
 /// Exchanges a code for a token, with exactly the Python package's form.
-pub(crate) async fn exchange_code(
+pub(crate) fn exchange_code(
     http: &Http,
     endpoints: &Endpoints,
     code: &AuthorizationCode,
@@ -166,7 +166,7 @@ pub(crate) async fn exchange_code(
         ("redirect_uri", redirect_uri),
         ("code_verifier", verifier.secret()),
     ];
-    request_token(http, endpoints, &form, Grant::AuthorizationCode).await
+    request_token(http, endpoints, &form, Grant::AuthorizationCode)
 }
 
 /// A query string of these pairs, form-encoded, for tests.

@@ -6,8 +6,9 @@ use std::io::{BufRead, ErrorKind, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 
+use crate::cancel::{BEAT, Cancel, cancelled};
 use crate::environment::in_evcxr;
 use crate::evcxr_output::{streamed_text, write_drawing, write_streamed};
 use crate::instructions::{LoginInstructions, LoginText, evcxr_login_text, terminal_login_text};
@@ -189,10 +190,10 @@ pub(crate) fn warn(prompt: &dyn Prompt, once_key: Option<&str>, message: &str) {
 
 type Answer = std::io::Result<String>;
 
-/// A question whose asker went away (a cancelled `login_async`), with the
-/// thread still waiting for the user's line. The next question takes it
-/// over instead of leaving that thread to swallow the line.
-static IN_FLIGHT: Mutex<Option<oneshot::Receiver<Answer>>> = Mutex::new(None);
+/// A question whose asker went away (a cancelled login), with the thread
+/// still waiting for the user's line. The next question takes it over
+/// instead of leaving that thread to swallow the line.
+static IN_FLIGHT: Mutex<Option<Receiver<Answer>>> = Mutex::new(None);
 
 /// The question a cancelled login left waiting for the user's line, taken
 /// over by a login before it shows its sign-in address: a line typed from
@@ -208,48 +209,61 @@ impl Claimed {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
-            .filter(|rx| rx.is_empty() && !rx.is_terminated());
+            .filter(|rx| matches!(rx.try_recv(), Err(TryRecvError::Empty)));
         Claimed(KeepIfAbandoned(reused))
     }
 }
 
-/// Asks on a detached thread. Blocking on stdin must not happen on a tokio
-/// thread: a blocking task keeps its runtime, and so the program, from
-/// exiting when a login is cancelled (`tokio::time::timeout` around it),
-/// while a detached thread ends with the process. `claimed` is the waiting
-/// question the login took over when it showed its address, if any.
-pub(crate) async fn ask(
+/// Asks on a detached thread, which ends with the process: reading stdin
+/// cannot be interrupted, and a cancelled login (`also`, or the dropped
+/// future this thread works for) must return at once. `claimed` is the
+/// waiting question the login took over when it showed its address, if
+/// any; a cancelled login leaves its own question to the next.
+pub(crate) fn ask(
     prompt: &Arc<dyn Prompt>,
     question: &'static str,
     claimed: Claimed,
+    also: Option<&Cancel>,
 ) -> Answer {
     let mut pending = claimed.0;
-    let receiver = match pending.0.take() {
-        Some(rx) => rx,
-        None => {
-            let (tx, rx) = oneshot::channel();
-            let asker = prompt.clone();
-            std::thread::Builder::new()
-                .name("carto-auth-ask".into())
-                .spawn(move || {
-                    let _ = tx.send(asker.ask_code(question));
-                })
-                .map_err(|e| std::io::Error::other(format!("no thread to ask from: {e}")))?;
-            rx
+    if pending.0.is_none() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let asker = prompt.clone();
+        std::thread::Builder::new()
+            .name("carto-auth-ask".into())
+            .spawn(move || {
+                let _ = tx.send(asker.ask_code(question));
+            })
+            .map_err(|e| std::io::Error::other(format!("no thread to ask from: {e}")))?;
+        pending.0 = Some(rx);
+    }
+    loop {
+        let Some(rx) = pending.0.as_ref() else {
+            return Err(std::io::Error::other("no question"));
+        };
+        match rx.recv_timeout(BEAT) {
+            Ok(answer) => {
+                pending.0 = None;
+                return answer;
+            }
+            Err(RecvTimeoutError::Timeout) if cancelled(also) => {
+                return Err(std::io::Error::new(
+                    ErrorKind::Interrupted,
+                    "the login was cancelled",
+                ));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                pending.0 = None;
+                return Err(std::io::Error::other("the question was abandoned"));
+            }
         }
-    };
-    pending.0 = Some(receiver);
-    let answer = match pending.0.as_mut() {
-        Some(rx) => rx.await,
-        None => return Err(std::io::Error::other("no question")),
-    };
-    pending.0 = None;
-    answer.unwrap_or_else(|_| Err(std::io::Error::other("the question was abandoned")))
+    }
 }
 
-/// Puts the receiver back in [`IN_FLIGHT`] when the asking future is
-/// dropped before the answer came.
-struct KeepIfAbandoned(Option<oneshot::Receiver<Answer>>);
+/// Puts the receiver back in [`IN_FLIGHT`] when the asker goes away before
+/// the answer came.
+struct KeepIfAbandoned(Option<Receiver<Answer>>);
 
 impl Drop for KeepIfAbandoned {
     fn drop(&mut self) {
@@ -281,36 +295,38 @@ mod tests {
 
     /// The tests that leave a question in flight, one at a time: there is
     /// one such question per process.
-    static IN_FLIGHT_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    static IN_FLIGHT_TESTS: Mutex<()> = Mutex::new(());
 
-    #[tokio::test]
-    async fn a_cancelled_question_hands_its_pending_line_to_the_next() {
-        let _one = IN_FLIGHT_TESTS.lock().await;
+    #[test]
+    fn a_cancelled_question_ends_at_once_and_hands_its_pending_line_to_the_next() {
+        let _one = IN_FLIGHT_TESTS.lock().unwrap_or_else(PoisonError::into_inner);
         let (tx, rx) = std::sync::mpsc::channel();
         let prompt: Arc<dyn Prompt> = Arc::new(Gate(Mutex::new(rx)));
-        // Cancelled before the user answers: the thread keeps waiting.
-        let cancelled = tokio::time::timeout(
-            Duration::from_millis(50),
-            ask(&prompt, ASK_CODE, Claimed::now()),
-        )
-        .await;
-        assert!(cancelled.is_err());
+        // Cancelled before the user answers: the asking thread keeps waiting.
+        let cancel = Cancel::default();
+        let setter = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            setter.set();
+        });
+        let start = Instant::now();
+        let cancelled = ask(&prompt, ASK_CODE, Claimed::now(), Some(&cancel));
+        assert_eq!(cancelled.unwrap_err().kind(), ErrorKind::Interrupted);
+        assert!(start.elapsed() < Duration::from_secs(1));
         // The next question gets the line, not the abandoned thread. It
         // takes the question over when the login claims it, which must come
         // before the line: a line that came while nobody asked is dropped.
-        let mut next = Box::pin(ask(&prompt, ASK_CODE, Claimed::now()));
-        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(next.as_mut().poll(cx))).await;
-        assert!(first.is_pending());
+        let claimed = Claimed::now();
         tx.send("the-line".into()).unwrap();
-        assert_eq!(next.await.unwrap(), "the-line");
+        assert_eq!(ask(&prompt, ASK_CODE, claimed, None).unwrap(), "the-line");
     }
 
     /// A line typed once the next login has shown its address (claimed
     /// the waiting question) answers it, even before it asks; a line typed
     /// before that belonged to the login that left.
-    #[tokio::test]
-    async fn a_line_typed_after_the_next_address_is_shown_answers_that_login() {
-        let _one = IN_FLIGHT_TESTS.lock().await;
+    #[test]
+    fn a_line_typed_after_the_next_address_is_shown_answers_that_login() {
+        let _one = IN_FLIGHT_TESTS.lock().unwrap_or_else(PoisonError::into_inner);
         // A fresh question would get this: the waiting one was not used.
         let (fresh, rx) = std::sync::mpsc::channel();
         let prompt: Arc<dyn Prompt> = Arc::new(Gate(Mutex::new(rx)));
@@ -318,17 +334,17 @@ mod tests {
         fresh.send("asked-afresh".into()).unwrap();
 
         // The cancelled login's question, still waiting for the user.
-        let (user, waiting) = oneshot::channel();
+        let (user, waiting) = std::sync::mpsc::channel();
         *IN_FLIGHT.lock().unwrap() = Some(waiting);
         let claimed = Claimed::now(); // the next login shows its address
         user.send(Ok("typed-after-the-address".into())).unwrap();
-        let answer = ask(&prompt, ASK_CODE, claimed).await;
+        let answer = ask(&prompt, ASK_CODE, claimed, None);
         assert_eq!(answer.unwrap(), "typed-after-the-address");
 
-        let (user, waiting) = oneshot::channel();
+        let (user, waiting) = std::sync::mpsc::channel();
         *IN_FLIGHT.lock().unwrap() = Some(waiting);
         user.send(Ok("typed-before-the-address".into())).unwrap();
-        let answer = ask(&prompt, ASK_CODE, Claimed::now()).await;
+        let answer = ask(&prompt, ASK_CODE, Claimed::now(), None);
         assert_eq!(answer.unwrap(), "asked-afresh");
     }
 

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use crate::api_base_url::endpoint;
 use crate::auth::CartoAuth;
 use crate::error::{Error, Result, Service};
-use crate::http::{Http, describe_body, describe_json};
+use crate::background::run;
+use crate::http::{describe_body, describe_json};
 use crate::query::{Column, QueryResult};
-use crate::runtime::{Call, block_on};
 
 /// Synchronous queries run for up to about a minute at CARTO; a request
 /// must outlast that to see the answer (or CARTO's own timeout error).
@@ -38,16 +38,10 @@ impl CartoAuth {
     /// 404 for an unknown connection; 401/403 to log in again or check the
     /// connection's permissions); [`Error::NoApiBaseUrl`]; the token's.
     pub fn sql_query(&self, connection: &str, sql: &str) -> Result<QueryResult> {
-        block_on(
-            Call {
-                name: "CartoAuth::sql_query",
-                twin: "sql_query_async",
-            },
-            self.sql_query_async(connection, sql),
-        )?
+        self.sql_query_with(connection, sql, Value::Null)
     }
 
-    /// [`sql_query`](Self::sql_query) for async programs.
+    /// [`sql_query`](Self::sql_query) for async programs, on any executor.
     pub async fn sql_query_async(&self, connection: &str, sql: &str) -> Result<QueryResult> {
         self.sql_query_with_async(connection, sql, Value::Null)
             .await
@@ -77,37 +71,31 @@ impl CartoAuth {
         sql: &str,
         params: Value,
     ) -> Result<QueryResult> {
-        block_on(
-            Call {
-                name: "CartoAuth::sql_query_with",
-                twin: "sql_query_with_async",
-            },
-            self.sql_query_with_async(connection, sql, params),
-        )?
+        let base = self.api_base_url_or_error()?;
+        let url = query_url(base, connection)?;
+        let token = self.token()?;
+        let mut body = json!({"q": sql});
+        if !params.is_null() {
+            body["queryParameters"] = params;
+        }
+        let http = self.http().at_least(SQL_TIMEOUT);
+        let (status, answer) = http.post_json_raw(Service::SqlApi, &url, &token, &body)?;
+        if !(200..300).contains(&status) {
+            return Err(sql_error(connection, status, &answer));
+        }
+        parse_answer(&url, &answer)
     }
 
-    /// [`sql_query_with`](Self::sql_query_with) for async programs.
+    /// [`sql_query_with`](Self::sql_query_with) for async programs, on any
+    /// executor.
     pub async fn sql_query_with_async(
         &self,
         connection: &str,
         sql: &str,
         params: Value,
     ) -> Result<QueryResult> {
-        let base = self.api_base_url_or_error()?;
-        let url = query_url(base, connection)?;
-        let token = self.token_async().await?;
-        let mut body = json!({"q": sql});
-        if !params.is_null() {
-            body["queryParameters"] = params;
-        }
-        let http = Http::new(self.request_timeout().max(SQL_TIMEOUT))?;
-        let (status, answer) = http
-            .post_json_raw(Service::SqlApi, &url, &token, &body)
-            .await?;
-        if !(200..300).contains(&status) {
-            return Err(sql_error(connection, status, &answer));
-        }
-        parse_answer(&url, &answer)
+        let (auth, connection, sql) = (self.clone(), connection.to_string(), sql.to_string());
+        run(move || auth.sql_query_with(&connection, &sql, params)).await
     }
 }
 

@@ -79,7 +79,7 @@ impl Token {
 }
 
 /// POSTs a grant's form to the token endpoint and reads the answer.
-pub(crate) async fn request_token(
+pub(crate) fn request_token(
     http: &Http,
     endpoints: &Endpoints,
     form: &[(&str, &str)],
@@ -87,7 +87,7 @@ pub(crate) async fn request_token(
 ) -> Result<Token> {
     let url = endpoints.token_url();
     let service = Service::Token(grant);
-    let answer = http.post_form(service, &url, form).await?;
+    let answer = http.post_form(service, &url, form)?;
     log::info!("the token endpoint issued a token ({grant})");
     token_from_answer(service, url, &answer)
 }

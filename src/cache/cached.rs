@@ -71,7 +71,7 @@ impl CachedToken {
     /// [`Error::Cache`](crate::Error::Cache) when it exists and cannot be removed.
     pub fn remove(path: impl AsRef<Path>) -> crate::Result<bool> {
         let cache = TokenCache::at(path.as_ref().to_path_buf());
-        let _lock = cache.lock_blocking(REMOVE_LOCK_WAIT, &|w| log::warn!("{}", w.message));
+        let _lock = cache.lock(REMOVE_LOCK_WAIT, &|w| log::warn!("{}", w.message));
         cache.remove().map_err(|e| crate::Error::Cache {
             path: cache.path.clone(),
             reason: e.to_string(),

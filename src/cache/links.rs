@@ -66,7 +66,7 @@ mod tests {
         assert!(text.contains("\"second\""), "{text}");
         assert_eq!(
             cache
-                .load_blocking(&warn)
+                .load(&warn)
                 .unwrap()
                 .token
                 .access_token
@@ -74,7 +74,7 @@ mod tests {
             "second"
         );
         // The lock sits beside the target; no temporary file is left.
-        let _lock = cache.lock_blocking(Duration::from_secs(1), &warn).unwrap();
+        let _lock = cache.lock(Duration::from_secs(1), &warn).unwrap();
         assert!(real_dir.join("carto-token.json.lock").exists());
         let names: Vec<String> = fs::read_dir(&real_dir)
             .unwrap()
@@ -99,7 +99,7 @@ mod tests {
         std::os::unix::fs::symlink(&a, &b).unwrap();
         let cache = TokenCache::at(a);
         let (warnings, warn) = collect();
-        assert!(cache.load_blocking(&warn).is_none());
+        assert!(cache.load(&warn).is_none());
         assert!(!cache.save(&entry("t"), &warn));
         assert_eq!(warnings.lock().unwrap().len(), 2);
     }

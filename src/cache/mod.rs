@@ -21,6 +21,7 @@ use tz::TimeZone;
 pub use cached::CachedToken;
 pub(crate) use entry::{CacheEntry, parse_entry};
 
+use crate::cancel::pause;
 use crate::clock::local_zone;
 use links::resolve_links;
 
@@ -124,18 +125,7 @@ impl TokenCache {
     /// The cached entry, or `None` when there is none or it is unusable (a
     /// warning says why; the file is left alone). A file that looks
     /// half-written is read once more after a short pause.
-    pub(crate) async fn load(&self, warn: Warn<'_>) -> Option<CacheEntry> {
-        let mut read = self.read_once();
-        if matches!(read, Read::Broken(_)) {
-            tokio::time::sleep(REREAD_PAUSE).await;
-            read = self.read_once();
-        }
-        self.loaded(read, warn)
-    }
-
-    /// [`load`](Self::load) for blocking callers.
-    #[cfg(test)]
-    pub(crate) fn load_blocking(&self, warn: Warn<'_>) -> Option<CacheEntry> {
+    pub(crate) fn load(&self, warn: Warn<'_>) -> Option<CacheEntry> {
         self.loaded(self.read_blocking(), warn)
     }
 
@@ -323,7 +313,7 @@ impl TokenCache {
     /// its holder exits, killed or not. `None` (go on without) when the
     /// lock file cannot be made, locking is unsupported, or the wait runs
     /// out.
-    pub(crate) async fn lock(&self, wait: Duration, warn: Warn<'_>) -> Option<CacheLock> {
+    pub(crate) fn lock(&self, wait: Duration, warn: Warn<'_>) -> Option<CacheLock> {
         let file = self.open_lock(warn)?;
         let deadline = deadline_after(wait);
         let mut waited = false;
@@ -331,22 +321,8 @@ impl TokenCache {
             match self.try_lock(&file, deadline, &mut waited, warn) {
                 Attempt::Locked => return Some(CacheLock { _file: file }),
                 Attempt::GiveUp => return None,
-                // Async: a holder may be another task on this very thread.
-                Attempt::Wait => tokio::time::sleep(Duration::from_millis(10)).await,
-            }
-        }
-    }
-
-    /// [`lock`](Self::lock) for blocking callers.
-    pub(crate) fn lock_blocking(&self, wait: Duration, warn: Warn<'_>) -> Option<CacheLock> {
-        let file = self.open_lock(warn)?;
-        let deadline = deadline_after(wait);
-        let mut waited = false;
-        loop {
-            match self.try_lock(&file, deadline, &mut waited, warn) {
-                Attempt::Locked => return Some(CacheLock { _file: file }),
-                Attempt::GiveUp => return None,
-                Attempt::Wait => std::thread::sleep(Duration::from_millis(10)),
+                // A cancelled call stops waiting; it writes nothing then.
+                Attempt::Wait => pause(Duration::from_millis(10), None).ok()?,
             }
         }
     }
@@ -472,7 +448,7 @@ mod tests {
         let (_, warn) = collect();
         for bytes in [&b""[..], b"\xff\xfe", b"{}", b"null", b"[]"] {
             fs::write(cache.path(), bytes).unwrap();
-            assert!(cache.load_blocking(&warn).is_none());
+            assert!(cache.load(&warn).is_none());
         }
     }
 }

@@ -19,12 +19,11 @@ mod request;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 
 use request::{Login, handle};
 #[cfg(feature = "fuzzing")]
@@ -98,7 +97,7 @@ pub(crate) struct CallbackServer {
     port: u16,
     /// Sends `Stopped` to the controller.
     events: Sender<CallbackResult>,
-    result: Mutex<Option<oneshot::Receiver<CallbackResult>>>,
+    result: Mutex<Option<Receiver<CallbackResult>>>,
     closed: Arc<(Mutex<bool>, Condvar)>,
 }
 
@@ -150,7 +149,7 @@ impl CallbackServer {
         }
         drop(login);
 
-        let (result_tx, result_rx) = oneshot::channel();
+        let (result_tx, result_rx) = channel();
         let closed = Arc::new((Mutex::new(false), Condvar::new()));
         let closed_flag = closed.clone();
         let timeout = config.timeout;
@@ -193,7 +192,7 @@ impl CallbackServer {
 
     /// How the wait ended, delivered once the listeners are closed. `None`
     /// when it was taken already.
-    pub(crate) fn take_result(&self) -> Option<oneshot::Receiver<CallbackResult>> {
+    pub(crate) fn take_result(&self) -> Option<Receiver<CallbackResult>> {
         self.result
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -315,7 +314,7 @@ mod tests {
         )
         .unwrap();
         assert!(answer.starts_with("HTTP/1.1 302"), "{answer}");
-        let got = result.blocking_recv().unwrap();
+        let got = result.recv().unwrap();
         assert!(matches!(got, CallbackResult::Code(c) if c.secret() == "abc"));
         // The server value is still alive: the port is not.
         assert!(bindable(port));
@@ -327,7 +326,7 @@ mod tests {
     fn a_timeout_closes_the_port_and_a_late_browser_is_refused() {
         let server = CallbackServer::start(config(ANY_PORT, Duration::from_millis(100))).unwrap();
         let port = server.port();
-        let got = server.take_result().unwrap().blocking_recv().unwrap();
+        let got = server.take_result().unwrap().recv().unwrap();
         assert!(matches!(got, CallbackResult::TimedOut));
         let refused = get(
             SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
@@ -347,7 +346,7 @@ mod tests {
         server.stop();
         assert!(bindable(port));
         assert!(matches!(
-            server.take_result().unwrap().blocking_recv().unwrap(),
+            server.take_result().unwrap().recv().unwrap(),
             CallbackResult::Stopped
         ));
 

@@ -156,10 +156,6 @@ fn every_error() -> Vec<Error> {
             remedy: "Get a new token",
         });
     }
-    all.push(Error::BlockingInAsync {
-        call: "login",
-        twin: "login_async",
-    });
     let path = || PathBuf::from("/tmp/creds.json");
     all.push(Error::CredentialsRead {
         path: path(),

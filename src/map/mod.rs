@@ -18,8 +18,7 @@ use serde_json::{Value, json};
 use crate::auth::CartoAuth;
 use crate::clock::{NO_EXPIRY, describe_expiry, now_unix};
 use crate::error::{Error, Result};
-use crate::http::Http;
-use crate::runtime::{Call, block_on};
+use crate::background::run;
 use crate::secret::AccessToken;
 
 pub use layer::Layer;
@@ -166,18 +165,13 @@ impl Map {
     /// [`Error::InvalidSetting`] for a layer or setting CARTO would refuse;
     /// [`Error::NoApiBaseUrl`]; those of the session's token.
     pub fn to_html(&self) -> Result<String> {
-        block_on(
-            Call {
-                name: "Map::to_html",
-                twin: "to_html_async",
-            },
-            self.to_html_async(),
-        )?
+        Ok(self.render()?.0)
     }
 
-    /// [`to_html`](Self::to_html) for async programs.
+    /// [`to_html`](Self::to_html) for async programs, on any executor.
     pub async fn to_html_async(&self) -> Result<String> {
-        Ok(self.render().await?.0)
+        let map = self.clone();
+        run(move || map.to_html()).await
     }
 
     /// Shows the map as the value of an evcxr cell, with a text
@@ -189,15 +183,7 @@ impl Map {
 
     /// The display, written to `out` in evcxr's content protocol.
     fn display_to(&self, out: &mut impl std::io::Write) {
-        let rendered = block_on(
-            Call {
-                name: "Map::evcxr_display",
-                twin: "to_html_async",
-            },
-            self.render(),
-        )
-        .and_then(|r| r);
-        let (plain, html) = match rendered {
+        let (plain, html) = match self.render() {
             Ok((html, caption)) => (format!("{}. {caption}", self.summary()), html),
             Err(e) => (
                 format!("The CARTO map could not be made: {e}"),
@@ -218,7 +204,7 @@ impl Map {
     }
 
     /// The cell's HTML and the caption about the token.
-    async fn render(&self) -> Result<(String, String)> {
+    fn render(&self) -> Result<(String, String)> {
         for layer in &self.layers {
             layer.check()?;
         }
@@ -240,7 +226,7 @@ impl Map {
             });
         }
         let api_base_url = self.auth.api_base_url_or_error()?;
-        let (token, expires, caption) = self.token(api_base_url).await?;
+        let (token, expires, caption) = self.token(api_base_url)?;
         let config = self.config(api_base_url, &token, expires.as_deref(), &js_base);
         let document = page::document(&config, &js_base, self.basemap != Basemap::None);
         Ok((page::cell(&document, self.height, &caption), caption))
@@ -248,9 +234,9 @@ impl Map {
 
     /// The token for the page, when it expires (ISO 8601), and the caption
     /// that says what it is.
-    async fn token(&self, api_base_url: &str) -> Result<(AccessToken, Option<String>, String)> {
+    fn token(&self, api_base_url: &str) -> Result<(AccessToken, Option<String>, String)> {
         if self.embed_session_token {
-            let token = self.auth.token_async().await?;
+            let token = self.auth.token()?;
             let expiration = self.auth.expiration();
             let caption = if expiration == NO_EXPIRY {
                 "This map embeds your session's own CARTO token, with no known expiry: it is \
@@ -276,11 +262,16 @@ impl Map {
                 "A map without layers carries no token.".into(),
             ));
         }
-        let session = self.auth.token_async().await?;
+        let session = self.auth.token()?;
         let lifetime = i64::try_from(self.token_lifetime.as_secs()).unwrap_or(i64::MAX);
         let expires_at = now_unix().saturating_add(lifetime);
-        let http = Http::new(self.auth.request_timeout())?;
-        let token = scoped::create(&http, api_base_url, &session, &self.layers, expires_at).await?;
+        let token = scoped::create(
+            &self.auth.http(),
+            api_base_url,
+            &session,
+            &self.layers,
+            expires_at,
+        )?;
         let date = scoped::expiration_date(expires_at);
         let sources = scoped::grants(&self.layers).len();
         let caption = format!(
@@ -383,15 +374,7 @@ mod tests {
             .map()
             .embed_session_token(true)
             .layer(Layer::vector_query("carto_dw", "SELECT 1"));
-        let (html, caption) = block_on(
-            Call {
-                name: "test",
-                twin: "test",
-            },
-            map.render(),
-        )
-        .unwrap()
-        .unwrap();
+        let (html, caption) = map.render().unwrap();
         assert!(caption.contains("session's own CARTO token"), "{caption}");
         assert!(html.contains("session-token-ABCDEFGHIJKLMNOP"));
     }
@@ -422,15 +405,7 @@ mod tests {
     #[test]
     fn a_bad_lifetime_or_view_is_refused_before_any_request() {
         let run = |map: Map| {
-            block_on(
-                Call {
-                    name: "test",
-                    twin: "test",
-                },
-                map.render(),
-            )
-            .unwrap()
-            .unwrap_err()
+            map.render().unwrap_err()
             .to_string()
         };
         assert!(run(auth().map().token_lifetime(Duration::from_secs(5))).contains("one minute"));

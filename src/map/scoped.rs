@@ -69,7 +69,7 @@ fn tokens_url(api_base_url: &str) -> Result<String> {
 /// [`Error::MapTokenRefused`] for 401 and 403 (it names the opt-in to the
 /// session's own token); [`Error::Status`] for other statuses;
 /// [`Error::InvalidResponse`] for an answer without a token.
-pub(crate) async fn create(
+pub(crate) fn create(
     http: &Http,
     api_base_url: &str,
     bearer: &AccessToken,
@@ -78,9 +78,7 @@ pub(crate) async fn create(
 ) -> Result<AccessToken> {
     let url = tokens_url(api_base_url)?;
     let body = request_body(layers, expires_at);
-    let (status, answer) = http
-        .post_json_raw(Service::Tokens, &url, bearer, &body)
-        .await?;
+    let (status, answer) = http.post_json_raw(Service::Tokens, &url, bearer, &body)?;
     if status == 401 || status == 403 {
         return Err(Error::MapTokenRefused {
             status,
