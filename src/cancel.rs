@@ -40,6 +40,11 @@ pub(crate) fn adopt(cancel: Cancel) {
     CURRENT.with(|current| *current.borrow_mut() = Some(cancel));
 }
 
+/// The flag of the call this thread works for, if any.
+pub(crate) fn current() -> Option<Cancel> {
+    CURRENT.with(|current| current.borrow().clone())
+}
+
 /// Whether the call this thread works for was given up (its future dropped).
 pub(crate) fn thread_cancelled() -> bool {
     CURRENT.with(|current| current.borrow().as_ref().is_some_and(Cancel::is_set))

@@ -437,14 +437,16 @@ impl Login {
         let paste = matches!(self.way, Way::Paste { .. });
         // Before the address is shown: an answer typed once it is on the
         // screen is this login's, even if it comes before the question.
-        let mut claimed = paste.then(Claimed::now);
+        let mut claimed = paste.then(|| Claimed::now(Some(&self.cancel)));
         prompt.show_login(&self.instructions());
         if !paste {
             return self.wait();
         }
         let mut last = None;
         for attempt in 1..=PASTE_ATTEMPTS {
-            let claim = claimed.take().unwrap_or_else(Claimed::now);
+            let claim = claimed
+                .take()
+                .unwrap_or_else(|| Claimed::now(Some(&self.cancel)));
             let answer = match ask(&prompt, ASK_CODE, claim, Some(&self.cancel)) {
                 Ok(answer) => answer,
                 Err(e) if e.kind() == ErrorKind::UnexpectedEof => {

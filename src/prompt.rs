@@ -6,9 +6,10 @@ use std::io::{BufRead, ErrorKind, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
 
-use crate::cancel::{BEAT, Cancel, cancelled};
+use crate::cancel::{Cancel, cancelled, current};
 use crate::environment::in_evcxr;
 use crate::evcxr_output::{streamed_text, write_drawing, write_streamed};
 use crate::instructions::{LoginInstructions, LoginText, evcxr_login_text, terminal_login_text};
@@ -190,88 +191,135 @@ pub(crate) fn warn(prompt: &dyn Prompt, once_key: Option<&str>, message: &str) {
 
 type Answer = std::io::Result<String>;
 
-/// A question whose asker went away (a cancelled login), with the thread
-/// still waiting for the user's line. The next question takes it over
-/// instead of leaving that thread to swallow the line.
-static IN_FLIGHT: Mutex<Option<Receiver<Answer>>> = Mutex::new(None);
+/// The question waiting for the user's line on stdin, if any, and whose it
+/// is. Reading stdin cannot be interrupted, so a login that goes away
+/// (cancelled, or its future dropped) leaves the reading thread behind; the
+/// next login takes its question over instead of leaving that thread to
+/// swallow the line. Kept here, not by the asker, so that the hand-over
+/// needs nothing from the asker's thread: it is decided the moment the
+/// asker's cancel flag is set.
+static WAITING: Mutex<Option<Waiting>> = Mutex::new(None);
+
+struct Waiting {
+    id: u64,
+    answer: Receiver<Answer>,
+    /// The flags of the login asking: once one is set, the question is
+    /// abandoned and the next login may take it.
+    owner: Vec<Cancel>,
+}
+
+fn waiting() -> std::sync::MutexGuard<'static, Option<Waiting>> {
+    WAITING.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The flags of the login on this thread: `also`, and the dropped-future
+/// flag of the call this thread works for.
+fn owner(also: Option<&Cancel>) -> Vec<Cancel> {
+    also.cloned().into_iter().chain(current()).collect()
+}
 
 /// The question a cancelled login left waiting for the user's line, taken
 /// over by a login before it shows its sign-in address: a line typed from
 /// then on answers this login, even one typed before it asks (a program
 /// that pastes as soon as the address appears); one typed earlier belonged
-/// to the login that left. Handed back if this login goes away first.
-pub(crate) struct Claimed(KeepIfAbandoned);
+/// to the login that left.
+pub(crate) struct Claimed(Option<u64>);
 
 impl Claimed {
-    /// Takes over the waiting question, if one is left and got no line yet.
-    pub(crate) fn now() -> Claimed {
-        let reused = IN_FLIGHT
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .filter(|rx| matches!(rx.try_recv(), Err(TryRecvError::Empty)));
-        Claimed(KeepIfAbandoned(reused))
+    /// Takes over the waiting question for the login whose flag is `also`,
+    /// if one is left abandoned and got no line yet.
+    pub(crate) fn now(also: Option<&Cancel>) -> Claimed {
+        let mut slot = waiting();
+        let Some(asked) = slot.as_mut() else {
+            return Claimed(None);
+        };
+        if !asked.owner.iter().any(Cancel::is_set) {
+            // Another login of this process is asking right now.
+            return Claimed(None);
+        }
+        match asked.answer.try_recv() {
+            Err(TryRecvError::Empty) => {
+                // A new id: the login that left must not take the line
+                // should its thread look once more.
+                asked.id = next_id();
+                asked.owner = owner(also);
+                Claimed(Some(asked.id))
+            }
+            // A line nobody asked for, or a reader that is gone.
+            Ok(_) | Err(TryRecvError::Disconnected) => {
+                *slot = None;
+                Claimed(None)
+            }
+        }
     }
 }
 
-/// Asks on a detached thread, which ends with the process: reading stdin
-/// cannot be interrupted, and a cancelled login (`also`, or the dropped
-/// future this thread works for) must return at once. `claimed` is the
-/// waiting question the login took over when it showed its address, if
-/// any; a cancelled login leaves its own question to the next.
+/// Asks on a detached thread, which ends with the process, and waits for
+/// the line; a login cancelled meanwhile (`also`, or the dropped future
+/// this thread works for) returns within a beat with
+/// [`ErrorKind::Interrupted`] and leaves its question to the next login.
+/// `claimed` is the waiting question this login took over when it showed
+/// its address, if any.
 pub(crate) fn ask(
     prompt: &Arc<dyn Prompt>,
     question: &'static str,
     claimed: Claimed,
     also: Option<&Cancel>,
 ) -> Answer {
-    let mut pending = claimed.0;
-    if pending.0.is_none() {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let asker = prompt.clone();
-        std::thread::Builder::new()
-            .name("carto-auth-ask".into())
-            .spawn(move || {
-                let _ = tx.send(asker.ask_code(question));
-            })
-            .map_err(|e| std::io::Error::other(format!("no thread to ask from: {e}")))?;
-        pending.0 = Some(rx);
-    }
+    let id = match claimed.0 {
+        Some(id) => id,
+        None => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let asker = prompt.clone();
+            std::thread::Builder::new()
+                .name("carto-auth-ask".into())
+                .spawn(move || {
+                    let _ = tx.send(asker.ask_code(question));
+                })
+                .map_err(|e| std::io::Error::other(format!("no thread to ask from: {e}")))?;
+            let id = next_id();
+            *waiting() = Some(Waiting {
+                id,
+                answer: rx,
+                owner: owner(also),
+            });
+            id
+        }
+    };
+    let interrupted = || {
+        std::io::Error::new(ErrorKind::Interrupted, "the login was cancelled")
+    };
     loop {
-        let Some(rx) = pending.0.as_ref() else {
-            return Err(std::io::Error::other("no question"));
-        };
-        match rx.recv_timeout(BEAT) {
-            Ok(answer) => {
-                pending.0 = None;
-                return answer;
-            }
-            Err(RecvTimeoutError::Timeout) if cancelled(also) => {
-                return Err(std::io::Error::new(
-                    ErrorKind::Interrupted,
-                    "the login was cancelled",
-                ));
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                pending.0 = None;
-                return Err(std::io::Error::other("the question was abandoned"));
+        {
+            let mut slot = waiting();
+            let Some(asked) = slot.as_ref().filter(|a| a.id == id) else {
+                // Taken over by the next login.
+                return Err(interrupted());
+            };
+            match asked.answer.try_recv() {
+                Ok(answer) => {
+                    *slot = None;
+                    return answer;
+                }
+                Err(TryRecvError::Disconnected) => {
+                    *slot = None;
+                    return Err(std::io::Error::other("the question was abandoned"));
+                }
+                Err(TryRecvError::Empty) if cancelled(also) => return Err(interrupted()),
+                Err(TryRecvError::Empty) => {}
             }
         }
+        std::thread::sleep(ANSWER_BEAT);
     }
 }
 
-/// Puts the receiver back in [`IN_FLIGHT`] when the asker goes away before
-/// the answer came.
-struct KeepIfAbandoned(Option<Receiver<Answer>>);
-
-impl Drop for KeepIfAbandoned {
-    fn drop(&mut self) {
-        if let Some(rx) = self.0.take() {
-            *IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner) = Some(rx);
-        }
-    }
+fn next_id() -> u64 {
+    static IDS: AtomicU64 = AtomicU64::new(1);
+    IDS.fetch_add(1, Ordering::Relaxed)
 }
+
+/// How often a waiting question looks for its line.
+const ANSWER_BEAT: Duration = Duration::from_millis(10);
 
 #[cfg(test)]
 mod tests {
@@ -310,13 +358,14 @@ mod tests {
             setter.set();
         });
         let start = Instant::now();
-        let cancelled = ask(&prompt, ASK_CODE, Claimed::now(), Some(&cancel));
+        let cancelled = ask(&prompt, ASK_CODE, Claimed::now(None), Some(&cancel));
         assert_eq!(cancelled.unwrap_err().kind(), ErrorKind::Interrupted);
         assert!(start.elapsed() < Duration::from_secs(1));
         // The next question gets the line, not the abandoned thread. It
         // takes the question over when the login claims it, which must come
         // before the line: a line that came while nobody asked is dropped.
-        let claimed = Claimed::now();
+        let claimed = Claimed::now(None);
+        assert!(claimed.0.is_some(), "the abandoned question is taken over");
         tx.send("the-line".into()).unwrap();
         assert_eq!(ask(&prompt, ASK_CODE, claimed, None).unwrap(), "the-line");
     }
@@ -334,18 +383,37 @@ mod tests {
         fresh.send("asked-afresh".into()).unwrap();
 
         // The cancelled login's question, still waiting for the user.
-        let (user, waiting) = std::sync::mpsc::channel();
-        *IN_FLIGHT.lock().unwrap() = Some(waiting);
-        let claimed = Claimed::now(); // the next login shows its address
+        let gone = Cancel::default();
+        gone.set();
+        let left_behind = |answer| {
+            *waiting() = Some(Waiting {
+                id: 0,
+                answer,
+                owner: vec![gone.clone()],
+            });
+        };
+        let (user, answer) = std::sync::mpsc::channel();
+        left_behind(answer);
+        let claimed = Claimed::now(None); // the next login shows its address
         user.send(Ok("typed-after-the-address".into())).unwrap();
         let answer = ask(&prompt, ASK_CODE, claimed, None);
         assert_eq!(answer.unwrap(), "typed-after-the-address");
 
-        let (user, waiting) = std::sync::mpsc::channel();
-        *IN_FLIGHT.lock().unwrap() = Some(waiting);
+        let (user, answer) = std::sync::mpsc::channel();
+        left_behind(answer);
         user.send(Ok("typed-before-the-address".into())).unwrap();
-        let answer = ask(&prompt, ASK_CODE, Claimed::now(), None);
+        let answer = ask(&prompt, ASK_CODE, Claimed::now(None), None);
         assert_eq!(answer.unwrap(), "asked-afresh");
+
+        // A question whose login is still there is not taken.
+        let (_user, answer) = std::sync::mpsc::channel();
+        *waiting() = Some(Waiting {
+            id: 0,
+            answer,
+            owner: vec![Cancel::default()],
+        });
+        assert!(Claimed::now(None).0.is_none());
+        *waiting() = None;
     }
 
     #[test]
