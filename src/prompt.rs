@@ -191,14 +191,14 @@ pub(crate) fn warn(prompt: &dyn Prompt, once_key: Option<&str>, message: &str) {
 
 type Answer = std::io::Result<String>;
 
-/// The question waiting for the user's line on stdin, if any, and whose it
-/// is. Reading stdin cannot be interrupted, so a login that goes away
-/// (cancelled, or its future dropped) leaves the reading thread behind; the
-/// next login takes its question over instead of leaving that thread to
-/// swallow the line. Kept here, not by the asker, so that the hand-over
-/// needs nothing from the asker's thread: it is decided the moment the
-/// asker's cancel flag is set.
-static WAITING: Mutex<Option<Waiting>> = Mutex::new(None);
+/// The questions waiting for the user's line, and whose they are. Reading
+/// stdin cannot be interrupted, so a login that goes away (cancelled, or
+/// its future dropped) leaves its reading thread behind; the next login
+/// takes that question over instead of leaving the thread to swallow the
+/// line. Kept here, not by the asker, so that the hand-over needs nothing
+/// from the asker's thread: it is decided the moment its cancel flag is
+/// set. Several logins of one process may ask at once (threads, tests).
+static WAITING: Mutex<Vec<Waiting>> = Mutex::new(Vec::new());
 
 struct Waiting {
     id: u64,
@@ -208,7 +208,7 @@ struct Waiting {
     owner: Vec<Cancel>,
 }
 
-fn waiting() -> std::sync::MutexGuard<'static, Option<Waiting>> {
+fn waiting() -> std::sync::MutexGuard<'static, Vec<Waiting>> {
     WAITING.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -229,28 +229,27 @@ impl Claimed {
     /// Takes over the waiting question for the login whose flag is `also`,
     /// if one is left abandoned and got no line yet.
     pub(crate) fn now(also: Option<&Cancel>) -> Claimed {
-        let mut slot = waiting();
-        let Some(asked) = slot.as_mut() else {
-            return Claimed(None);
-        };
-        if !asked.owner.iter().any(Cancel::is_set) {
-            // Another login of this process is asking right now.
-            return Claimed(None);
-        }
-        match asked.answer.try_recv() {
-            Err(TryRecvError::Empty) => {
-                // A new id: the login that left must not take the line
-                // should its thread look once more.
-                asked.id = next_id();
-                asked.owner = owner(also);
-                Claimed(Some(asked.id))
+        let mut all = waiting();
+        // Abandoned questions that got a line nobody asked for, or whose
+        // reader is gone, are dropped; the first left unanswered is taken.
+        let mut taken = None;
+        all.retain_mut(|asked| {
+            if taken.is_some() || !asked.owner.iter().any(Cancel::is_set) {
+                return true;
             }
-            // A line nobody asked for, or a reader that is gone.
-            Ok(_) | Err(TryRecvError::Disconnected) => {
-                *slot = None;
-                Claimed(None)
+            match asked.answer.try_recv() {
+                Err(TryRecvError::Empty) => {
+                    // A new id: the login that left must not take the line
+                    // should its thread look once more.
+                    asked.id = next_id();
+                    asked.owner = owner(also);
+                    taken = Some(asked.id);
+                    true
+                }
+                Ok(_) | Err(TryRecvError::Disconnected) => false,
             }
-        }
+        });
+        Claimed(taken)
     }
 }
 
@@ -278,7 +277,7 @@ pub(crate) fn ask(
                 })
                 .map_err(|e| std::io::Error::other(format!("no thread to ask from: {e}")))?;
             let id = next_id();
-            *waiting() = Some(Waiting {
+            waiting().push(Waiting {
                 id,
                 answer: rx,
                 owner: owner(also),
@@ -291,18 +290,18 @@ pub(crate) fn ask(
     };
     loop {
         {
-            let mut slot = waiting();
-            let Some(asked) = slot.as_ref().filter(|a| a.id == id) else {
+            let mut all = waiting();
+            let Some(at) = all.iter().position(|a| a.id == id) else {
                 // Taken over by the next login.
                 return Err(interrupted());
             };
-            match asked.answer.try_recv() {
+            match all[at].answer.try_recv() {
                 Ok(answer) => {
-                    *slot = None;
+                    all.remove(at);
                     return answer;
                 }
                 Err(TryRecvError::Disconnected) => {
-                    *slot = None;
+                    all.remove(at);
                     return Err(std::io::Error::other("the question was abandoned"));
                 }
                 Err(TryRecvError::Empty) if cancelled(also) => return Err(interrupted()),
@@ -386,7 +385,7 @@ mod tests {
         let gone = Cancel::default();
         gone.set();
         let left_behind = |answer| {
-            *waiting() = Some(Waiting {
+            waiting().push(Waiting {
                 id: 0,
                 answer,
                 owner: vec![gone.clone()],
@@ -407,13 +406,13 @@ mod tests {
 
         // A question whose login is still there is not taken.
         let (_user, answer) = std::sync::mpsc::channel();
-        *waiting() = Some(Waiting {
+        waiting().push(Waiting {
             id: 0,
             answer,
             owner: vec![Cancel::default()],
         });
         assert!(Claimed::now(None).0.is_none());
-        *waiting() = None;
+        waiting().clear();
     }
 
     #[test]

@@ -453,3 +453,82 @@ fn the_cli_logs_in_with_a_device_code() {
     let cached = support::read_json(&home.path().join(".carto-auth").join("token_oauth.json"));
     assert!(fake.accepts(cached["access_token"].as_str().unwrap()));
 }
+
+/// `cancel()` from another thread ends a device wait within a second (the
+/// wait used to hold the login's lock for its whole poll), no token comes
+/// back after it even when the code is approved, and polling stops.
+#[test]
+fn cancel_ends_a_device_wait_within_a_second_and_no_token_comes_after() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("token_oauth.json");
+    let login = Arc::new(
+        builder(&fake, &Watcher::default(), dir.path())
+            .begin()
+            .unwrap(),
+    );
+    let waiting = {
+        let login = login.clone();
+        std::thread::spawn(move || login.wait())
+    };
+    let code = fake.wait_user_code(0, Duration::from_secs(20));
+    fake.wait_requests("/oauth/token", 1, Duration::from_secs(20));
+    let cancelled = Instant::now();
+    login.cancel();
+    let got = waiting.join().unwrap();
+    assert!(
+        cancelled.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        cancelled.elapsed()
+    );
+    assert!(
+        matches!(got, Err(Error::LoginFinished { state: "cancelled" })),
+        "{got:?}"
+    );
+    fake.approve_device(&code);
+    let polls = fake.requests("/oauth/token").len();
+    // Three of the fake's 1 s intervals: a poller left running would poll.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(fake.requests("/oauth/token").len(), polls);
+    assert!(!cache.exists(), "no token was cached after the cancel");
+    assert!(matches!(
+        login.wait(),
+        Err(Error::LoginFinished { state: "cancelled" })
+    ));
+}
+
+/// Dropping `login_async`'s future (a timeout around it) stops the device
+/// polling behind it, on a current-thread runtime whose one thread the
+/// login never blocks.
+#[test]
+fn a_dropped_device_login_async_stops_polling() {
+    let fake = FakeCarto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let login = builder(&fake, &Watcher::default(), dir.path()).login_async();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ticks = runtime.block_on(async {
+        // Ticks on the same thread while the login waits: it is not blocked.
+        let ticker = async {
+            let mut ticks = 0;
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                ticks += 1;
+                if ticks == 25 {
+                    return ticks;
+                }
+            }
+        };
+        tokio::select! {
+            done = login => panic!("the login ended by itself: {done:?}"),
+            ticks = ticker => ticks,
+        }
+    });
+    assert_eq!(ticks, 25);
+    let polls = fake.requests("/oauth/token").len();
+    assert!(polls >= 1, "the login polled while it ran");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(fake.requests("/oauth/token").len(), polls);
+}

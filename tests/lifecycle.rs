@@ -32,6 +32,7 @@ fn child_main() {
     match child_scenario().as_deref() {
         Some("lifecycle") => lifecycle(),
         Some("cancel") => cancel(),
+        Some("drop-local") => drop_local(),
         Some("forced-local") => {
             let login = CartoAuth::oauth().open_browser(true).begin().unwrap();
             println!("\nRESULT {:?}", login.flow());
@@ -91,6 +92,64 @@ fn cancel() {
     match CartoAuth::oauth().open_browser(false).login() {
         Ok(auth) => println!("RESULT ok {}", auth.get_api_base_url().unwrap_or("-")),
         Err(e) => println!("RESULT err {e}"),
+    }
+}
+
+/// `login_async` in the local flow, on a current-thread runtime (on
+/// pollster's plain `block_on` when `CARTO_TEST_EXECUTOR=pollster`), dropped
+/// once its callback port is bound: how long until the port is free.
+fn drop_local() {
+    let port = redirect_port();
+    let bound_then_dropped = async {
+        let login = CartoAuth::oauth().login_async();
+        let mut login = std::pin::pin!(login);
+        // Polled until the port is bound; the thread is never blocked, or
+        // this loop could not run.
+        let mut polls = 0u32;
+        while bindable(port) {
+            let poll = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(login.as_mut().poll(cx))
+            })
+            .await;
+            assert!(poll.is_pending(), "the login ended: {poll:?}");
+            std::thread::sleep(Duration::from_millis(10));
+            polls += 1;
+            assert!(polls < 3000, "the port was never bound");
+        }
+        // `login` is dropped here.
+    };
+    if std::env::var("CARTO_TEST_EXECUTOR").as_deref() == Ok("pollster") {
+        pollster::block_on(bound_then_dropped);
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(bound_then_dropped);
+    }
+    let dropped = std::time::Instant::now();
+    while !bindable(port) && dropped.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!("\nRESULT freed={} ms={}", bindable(port), dropped.elapsed().as_millis());
+}
+
+/// A dropped `login_async` frees the callback port within a second, on
+/// tokio's current-thread runtime and on a plain `block_on`.
+#[test]
+fn a_dropped_login_async_frees_the_callback_port_within_a_second() {
+    let test = support::child_test!(child_main);
+    let fake = FakeCarto::start();
+    for executor in ["tokio", "pollster"] {
+        let extra = [("CARTO_TEST_EXECUTOR".to_string(), executor.to_string())];
+        let (_home, mut child, _opened) = test.local_flow(&fake, "drop-local", &extra);
+        let (result, stderr) = child.result(Duration::from_secs(30));
+        let ms: u64 = result
+            .strip_prefix("freed=true ms=")
+            .unwrap_or_else(|| panic!("{executor}: {result}: {stderr}"))
+            .parse()
+            .unwrap();
+        assert!(ms < 1000, "{executor}: the port was freed after {ms} ms");
     }
 }
 

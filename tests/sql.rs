@@ -474,15 +474,37 @@ async fn the_async_twins_answer_the_same_and_the_blocking_ones_say_so_here() {
     assert!(received.iter().all(|r| r.request.method == "POST"));
     assert_eq!(received[1].query_parameters(), Some(&json!([7])));
 
-    // This test's runtime has one thread: the blocking call would deadlock
-    // it, so it refuses at once and names its twin.
-    let err = auth.sql_query(CARTO_DW, ALL_TYPES).unwrap_err();
-    assert!(err.to_string().contains("sql_query_async"), "{err}");
-    let err = auth
+    // This test's runtime has one thread: the blocking calls need none of
+    // it, so they work here too (they used to refuse, naming their twin).
+    let blocking = auth.sql_query(CARTO_DW, ALL_TYPES).unwrap();
+    assert_eq!(blocking.rows(), result.rows());
+    let blocking = auth
         .sql_query_with(CARTO_DW, ALL_TYPES, Value::Null)
-        .unwrap_err();
-    assert!(err.to_string().contains("sql_query_with_async"), "{err}");
-    assert_eq!(sql.received().len(), 3);
+        .unwrap();
+    assert_eq!(blocking.rows(), result.rows());
+    assert_eq!(sql.received().len(), 5);
+}
+
+/// One agent per session: a hundred small queries, blocking and async,
+/// from clones of the session, travel over one kept-alive connection (no
+/// new TCP connection, so no new TLS handshake on a real server).
+#[test]
+fn many_queries_reuse_the_sessions_connection() {
+    let (_fake, sql, _dir, auth) = setup();
+    let clone = auth.clone();
+    for i in 0..100 {
+        let result = if i % 2 == 0 {
+            auth.sql_query(CARTO_DW, ALL_TYPES)
+        } else {
+            pollster::block_on(clone.sql_query_async(CARTO_DW, ALL_TYPES))
+        };
+        assert_eq!(result.unwrap().len(), 3);
+    }
+    let received = sql.received();
+    assert_eq!(received.len(), 100);
+    let peers: std::collections::HashSet<_> =
+        received.iter().map(|r| r.request.peer.unwrap()).collect();
+    assert_eq!(peers.len(), 1, "{peers:?}");
 }
 
 #[test]

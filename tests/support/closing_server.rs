@@ -103,6 +103,7 @@ fn read_request(stream: &mut TcpStream) -> Option<Recorded> {
         authorization,
         headers,
         at: Instant::now(),
+        peer: stream.peer_addr().ok(),
     })
 }
 

@@ -40,6 +40,8 @@ pub struct Recorded {
     /// Every header, names in lower case.
     pub headers: Vec<(String, String)>,
     pub at: Instant,
+    /// The client's address: one per connection.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Recorded {
@@ -73,6 +75,7 @@ impl Recorded {
             authorization,
             headers,
             at: Instant::now(),
+            peer: request.remote_addr().copied(),
         }
     }
 
