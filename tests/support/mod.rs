@@ -21,6 +21,7 @@ pub mod map_site;
 pub mod maps_api;
 pub mod mvt;
 pub mod places;
+pub mod proxy;
 pub mod sql_api;
 pub mod tools;
 
