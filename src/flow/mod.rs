@@ -3,28 +3,27 @@
 //! and the notebook's two-step API both drive this; neither knows how the
 //! other waits.
 
-use std::io::ErrorKind;
+mod one_line;
+mod start;
+
+
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::callback::{CallbackConfig, CallbackResult, CallbackServer};
+use crate::callback::{CallbackResult, CallbackServer};
 use crate::cancel::{BEAT, Cancel, cancelled, pause};
 use crate::clock::now_unix;
 use crate::config::OAuthConfig;
 use crate::device::{
-    Deadlines, DeviceAuthorization, RealTime, poll_once, poll_until, request_device_code,
+    Deadlines, DeviceAuthorization, RealTime, poll_once, poll_until,
 };
-use crate::environment::no_local_browser;
 use crate::error::{Error, Result};
 use crate::instructions::{Flow, LoginInstructions};
-use crate::oauth::{Pkce, authorize_url, exchange_code, random_urlsafe};
+use crate::oauth::exchange_code;
 use crate::paste::parse_pasted;
-use crate::prompt::{ASK_CODE, Claimed, ask};
 use crate::secret::{AuthorizationCode, CodeVerifier};
 use crate::token::Token;
 
-/// Pastes the one-line login accepts before it gives up.
-pub(crate) const PASTE_ATTEMPTS: usize = 3;
 /// Code exchanges after a network failure, in the local flow (the code
 /// came straight from the browser, so only the network can be at fault).
 const EXCHANGE_ATTEMPTS: usize = 3;
@@ -82,49 +81,6 @@ pub(crate) struct Login {
 }
 
 impl Login {
-    /// Chooses and starts the flow. With `device_flow`, asks for a device
-    /// code first and falls back, saying why in one line, when CARTO refuses.
-    /// Then the local flow where a browser on this machine can take part, the
-    /// paste flow otherwise, or when the port is taken or no browser opens.
-    pub(crate) fn start(config: Arc<OAuthConfig>) -> Result<Login> {
-        let why_not_local = match config.open_browser {
-            Some(true) => None,
-            Some(false) => Some("open_browser(false)".to_string()),
-            None => no_local_browser(|name| std::env::var(name).ok(), cfg!(target_os = "linux")),
-        };
-        if config.device_flow {
-            let http = config.common.http();
-            match request_device_code(&http, &config.common.endpoints, config.org.as_deref()) {
-                Ok(authorization) => return Ok(Self::device(config, authorization)),
-                Err(why) => {
-                    let instead = if why_not_local.is_none() {
-                        "the browser"
-                    } else {
-                        "a code to paste"
-                    };
-                    config
-                        .common
-                        .prompt
-                        .notice(&format!("{why}; continuing with {instead} instead."));
-                }
-            }
-        }
-        let pkce = Pkce::generate()?;
-        let Some(why_paste) = why_not_local else {
-            return Ok(match config.common.endpoints.local_callback() {
-                Some((port, path)) => Self::local(config, pkce, port, path)?,
-                None => {
-                    let why = format!(
-                        "the redirect URI {} is not on this machine",
-                        config.common.endpoints.redirect_uri
-                    );
-                    Self::paste(config, pkce, Some(why))
-                }
-            });
-        };
-        Ok(Self::paste(config, pkce, Some(why_paste)))
-    }
-
     fn new(
         config: Arc<OAuthConfig>,
         address: String,
@@ -142,89 +98,6 @@ impl Login {
             busy: Mutex::new(()),
             cancel: Cancel::default(),
         }
-    }
-
-    fn local(config: Arc<OAuthConfig>, pkce: Pkce, port: u16, path: String) -> Result<Login> {
-        let endpoints = &config.common.endpoints;
-        let state = random_urlsafe(24)?;
-        let url = authorize_url(
-            endpoints,
-            &endpoints.redirect_uri,
-            &pkce.challenge,
-            Some(&state),
-            config.org.as_deref(),
-            config.force_login,
-        );
-        let server = CallbackServer::start(CallbackConfig {
-            port,
-            path,
-            state,
-            issuer: endpoints.issuer.clone(),
-            success_page: endpoints.success_page.clone(),
-            error_page: endpoints.error_page.clone(),
-            timeout: config.login_timeout,
-        });
-        let fall_back = |reason: String, pkce: Pkce| {
-            config.common.prompt.notice(&format!(
-                "{reason}; continuing with a code to paste instead."
-            ));
-            Self::paste(config.clone(), pkce, Some(reason))
-        };
-        let server = match server {
-            Ok(server) => server,
-            Err(e) => {
-                return Ok(fall_back(
-                    format!("the login callback port {port} cannot be used: {e}"),
-                    pkce,
-                ));
-            }
-        };
-        if let Err(e) = webbrowser::open(&url) {
-            drop(server);
-            return Ok(fall_back(format!("no browser could be opened ({e})"), pkce));
-        }
-        log::info!(
-            "opened the authorize URL in a browser; waiting on port {}",
-            server.port()
-        );
-        let redirect = Redirect {
-            redirect_uri: config.common.endpoints.redirect_uri.clone(),
-            verifier: pkce.verifier,
-        };
-        let way = Way::Local {
-            redirect,
-            callback: server,
-        };
-        Ok(Self::new(config, url, way, true, None))
-    }
-
-    fn paste(config: Arc<OAuthConfig>, pkce: Pkce, why_paste: Option<String>) -> Login {
-        let redirect_uri = config.common.endpoints.paste_redirect_uri.clone();
-        // No `state`, as the Python package: CARTO's page shows the code only.
-        let url = authorize_url(
-            &config.common.endpoints,
-            &redirect_uri,
-            &pkce.challenge,
-            None,
-            config.org.as_deref(),
-            config.force_login,
-        );
-        let redirect = Redirect {
-            redirect_uri,
-            verifier: pkce.verifier,
-        };
-        Self::new(config, url, Way::Paste { redirect }, false, why_paste)
-    }
-
-    fn device(config: Arc<OAuthConfig>, authorization: DeviceAuthorization) -> Login {
-        let lifetime = i64::try_from(authorization.expires_in.as_secs()).unwrap_or(i64::MAX);
-        let expires_at = now_unix().saturating_add(lifetime);
-        let address = authorization.link().to_string();
-        let way = Way::Device {
-            authorization,
-            expires_at,
-        };
-        Self::new(config, address, way, false, None)
     }
 
     /// How the login completes.
@@ -427,71 +300,6 @@ impl Login {
                 Err(e)
             }
         }
-    }
-
-    /// The one-line login: shows the instructions, then waits for the
-    /// callback or the approval, or asks for the pasted answer, up to
-    /// [`PASTE_ATTEMPTS`] times, each refusal explained in one line.
-    pub(crate) fn run(&self) -> Result<Token> {
-        let prompt = self.config.common.prompt.clone();
-        let paste = matches!(self.way, Way::Paste { .. });
-        // Before the address is shown: an answer typed once it is on the
-        // screen is this login's, even if it comes before the question.
-        let mut claimed = paste.then(|| Claimed::now(Some(&self.cancel)));
-        prompt.show_login(&self.instructions());
-        if !paste {
-            return self.wait();
-        }
-        let mut last = None;
-        for attempt in 1..=PASTE_ATTEMPTS {
-            let claim = claimed
-                .take()
-                .unwrap_or_else(|| Claimed::now(Some(&self.cancel)));
-            let answer = match ask(&prompt, ASK_CODE, claim, Some(&self.cancel)) {
-                Ok(answer) => answer,
-                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                    self.cancel();
-                    // Input that ends after a refused paste: the refusal
-                    // is what the user must fix.
-                    return Err(last.unwrap_or(Error::NoInput {
-                        reason: None,
-                        hint: prompt.no_input_hint(),
-                    }));
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {
-                    self.cancel();
-                    return Err(Error::LoginFinished { state: "cancelled" });
-                }
-                Err(e) => return Err(Error::Input(e)),
-            };
-            let again = |why: &str| {
-                if attempt < PASTE_ATTEMPTS {
-                    prompt.notice(&format!(
-                        "{why} Paste again (attempt {} of {PASTE_ATTEMPTS}).",
-                        attempt + 1
-                    ));
-                }
-            };
-            if answer.trim().is_empty() {
-                again("Nothing was pasted.");
-                continue;
-            }
-            match self.complete(&answer) {
-                Ok(token) => return Ok(token),
-                Err(e) if e.can_retry_login() => {
-                    again(&format!("That did not work: {e}."));
-                    last = Some(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        self.cancel();
-        // Only empty answers: from a person, or from a front end that sends
-        // none but too slowly to tell (a loaded kernel). The prompt's hint
-        // names what works without typing.
-        Err(last.unwrap_or(Error::NoAnswer {
-            hint: prompt.no_input_hint(),
-        }))
     }
 
     /// Ends the login at once, whatever waits: later calls get
