@@ -43,8 +43,7 @@ impl Http {
     /// certificate verifier, set on this agent only: the process-wide
     /// default provider is left to the host program (and any other `:dep`
     /// of the same kernel), and one it installs never replaces ours. The
-    /// proxy comes from `ALL_PROXY`/`HTTPS_PROXY`/`HTTP_PROXY` and
-    /// `NO_PROXY` (ureq reads them, lower case too).
+    /// proxy is [`proxy_from_env`]'s.
     pub(crate) fn new(timeout: Duration) -> Http {
         let tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
@@ -57,6 +56,7 @@ impl Http {
             .timeout_connect(within(timeout.min(Duration::from_secs(10))))
             // A 4xx answer is judged here: its body often says why.
             .http_status_as_error(false)
+            .proxy(proxy_from_env())
             .user_agent(concat!("carto-auth-rs/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
@@ -218,6 +218,29 @@ impl Http {
         log::debug!("{service} answered HTTP {status} ({} bytes)", body.len());
         Ok((status, body))
     }
+}
+
+/// The proxy for this crate's requests, which are all HTTPS but on
+/// loopback: `ALL_PROXY` or `HTTPS_PROXY` (either case), with `NO_PROXY`,
+/// as curl and the Python package's requests read them. `HTTP_PROXY` alone
+/// is for plain-HTTP traffic, so it is not used (ureq alone would send
+/// HTTPS through it too).
+fn proxy_from_env() -> Option<ureq::Proxy> {
+    let set: Vec<&str> = ["ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"]
+        .into_iter()
+        .filter(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+        .collect();
+    if set.is_empty() {
+        return None;
+    }
+    let proxy = ureq::Proxy::try_from_env();
+    if proxy.is_none() {
+        log::warn!(
+            "{} is not a proxy address (http://host:port, https://, socks5://): requests go direct",
+            set.join(" / ")
+        );
+    }
+    proxy
 }
 
 fn bearer_header(token: &AccessToken) -> String {

@@ -1,7 +1,8 @@
-//! Proxies from the environment, as ureq reads them: `HTTPS_PROXY` (and
-//! `ALL_PROXY`, `HTTP_PROXY`, lower case too) sends every request through a
-//! CONNECT tunnel; `NO_PROXY` names the hosts that go direct. In child
-//! processes, whose environment is their own.
+//! Proxies from the environment, as curl reads them for HTTPS: `HTTPS_PROXY`
+//! (or `ALL_PROXY`, lower case too) sends every request through a CONNECT
+//! tunnel; `NO_PROXY` names the hosts that go direct; `HTTP_PROXY` alone is
+//! for plain HTTP and not used. In child processes, whose environment is
+//! their own.
 
 mod support;
 
@@ -63,6 +64,12 @@ fn requests_go_through_the_https_proxy_and_no_proxy_hosts_go_direct() {
     assert_eq!(proxy.requests().len(), tunnelled.len());
     assert_eq!(fake.requests("/oauth/token").len(), 2);
 
+    // HTTP_PROXY alone is for plain HTTP: CARTO's HTTPS goes direct.
+    let (result, stderr) = session(&[("HTTP_PROXY", proxy.url())]);
+    assert_eq!(result, "ok carto-dw-ac-fake", "{stderr}");
+    assert_eq!(proxy.requests().len(), tunnelled.len());
+    assert_eq!(fake.requests("/oauth/token").len(), 3);
+
     // A proxy that is down is a network error that names the proxy's
     // refusal, not a hang.
     let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -71,5 +78,5 @@ fn requests_go_through_the_https_proxy_and_no_proxy_hosts_go_direct() {
     let (result, stderr) = session(&[("HTTPS_PROXY", down_url)]);
     assert!(result.starts_with("err "), "{result} {stderr}");
     assert!(result.contains("refused"), "{result}");
-    assert_eq!(fake.requests("/oauth/token").len(), 2);
+    assert_eq!(fake.requests("/oauth/token").len(), 3);
 }
