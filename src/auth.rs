@@ -318,11 +318,6 @@ impl CartoAuth {
         let auth = self.clone();
         run(move || auth.get_layer_credentials()).await
     }
-
-    /// The timeout of each request, as the session was built with.
-    pub(crate) fn request_timeout(&self) -> std::time::Duration {
-        self.common().timeout
-    }
 }
 
 impl std::fmt::Debug for CartoAuth {

@@ -66,9 +66,15 @@ impl Http {
     /// The same agent and connections, with a request timeout of at least
     /// `timeout` (the SQL API's queries run for up to a minute).
     pub(crate) fn at_least(&self, timeout: Duration) -> Http {
+        self.with_timeout(self.timeout.max(timeout))
+    }
+
+    /// The same agent and connections, with this request timeout (what is
+    /// left of a BigQuery query's time).
+    pub(crate) fn with_timeout(&self, timeout: Duration) -> Http {
         Http {
             agent: self.agent.clone(),
-            timeout: self.timeout.max(timeout),
+            timeout,
         }
     }
 
