@@ -12,8 +12,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use carto_auth::{CachedToken, CartoAuth, Error, LoginInstructions, Prompt, TokenSource};
@@ -33,15 +32,6 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| support::tools::python(&["carto_auth", "requests"]))
-}
-
-fn harness() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/carto_auth_peer.py")
 }
 
 fn claim(token: &str, key: &str) -> Value {
@@ -100,28 +90,11 @@ impl<'a> Zone<'a> {
     /// The Python package once (see the harness for `args`); its JSON line,
     /// which must say it worked.
     fn python(&self, args: Value) -> Value {
-        let mut args = args;
-        args["fake"] = self.fake.base.clone().into();
-        let child = Command::new(python())
-            .arg(harness())
-            .arg(args.to_string())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("TZ", self.tz)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (success, out, err) = finish_child(child, TIMEOUT);
-        let line = out.lines().last().unwrap_or_default();
-        let value: Value = serde_json::from_str(line).unwrap_or_else(|_| {
-            panic!("TZ={}: the harness printed no JSON:\n{out}\n{err}", self.tz)
-        });
+        let run =
+            support::peers::carto_auth_peer(&self.fake.base, self.home.path(), self.tz, &args);
+        let (value, err) = (run.out, run.stderr);
         assert!(
-            success && value["ok"] == true,
+            run.success && value["ok"] == true,
             "TZ={}: the Python package failed with {args}:\n{value:#}\n{err}",
             self.tz
         );

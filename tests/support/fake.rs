@@ -324,6 +324,21 @@ impl FakeCarto {
         self.state.lock().unwrap().faults.clear();
     }
 
+    /// Every request so far, in the order they arrived.
+    pub fn all_requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// Registers one more M2M application (any characters in its id and
+    /// secret: the wire tests send awkward ones).
+    pub fn add_m2m_app(&self, client_id: &str, secret: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .m2m_apps
+            .insert(client_id.into(), secret.into());
+    }
+
     pub fn requests(&self, path: &str) -> Vec<Recorded> {
         self.state
             .lock()

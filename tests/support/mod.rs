@@ -3,7 +3,8 @@
 //! JWTs in `jwt.rs` and the device grant in `device.rs`), bare HTTP
 //! (`http.rs`), child processes with their own environment, stdin and
 //! `$BROWSER` (`child.rs`), the evcxr kernel's build cache and environment
-//! (`evcxr.rs`), and the outside programs the tests drive (`tools.rs`).
+//! (`evcxr.rs`), the outside programs the tests drive (`tools.rs`), and
+//! the Python peers: CARTO's package and oauthlib's server (`peers.rs`).
 
 #![allow(dead_code, unused_imports)]
 
@@ -20,6 +21,7 @@ pub mod jwt;
 pub mod map_site;
 pub mod maps_api;
 pub mod mvt;
+pub mod peers;
 pub mod places;
 pub mod proxy;
 pub mod sql_api;

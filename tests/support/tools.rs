@@ -1,5 +1,5 @@
 //! The outside programs the tests drive: evcxr's Jupyter kernel, a Python
-//! with `jupyter_client` and CARTO's `carto-auth` 0.2.0, JupyterLab,
+//! with `jupyter_client`, CARTO's `carto-auth` 0.2.0 and oauthlib, JupyterLab,
 //! Node.js with playwright-core, Chromium and zbar's `zbarimg`. Each
 //! is taken from its `CARTO_AUTH_*` variable (what `scripts/test` sets after
 //! installing it), else from `PATH`. A missing one is a failure that says
@@ -39,10 +39,17 @@ pub fn evcxr() -> PathBuf {
 }
 
 /// The real path of a Python that imports `modules`: `$CARTO_AUTH_PYTHON`,
-/// else `python3` on `PATH`. (The real path: a pyenv-style shim would not
-/// find its versions under the tests' other HOME.)
+/// else scripts/test's virtual environment in `$CARTO_AUTH_CACHE`, else
+/// `python3` on `PATH`. (The real path: a pyenv-style shim would not find
+/// its versions under the tests' other HOME.)
 pub fn python(modules: &[&str]) -> PathBuf {
-    let python = from_var("CARTO_AUTH_PYTHON").unwrap_or_else(|| PathBuf::from("python3"));
+    let python = from_var("CARTO_AUTH_PYTHON")
+        .or_else(|| {
+            from_var("CARTO_AUTH_CACHE")
+                .map(|cache| cache.join("venv").join("bin").join("python"))
+                .filter(|p| p.is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from("python3"));
     let imports = modules.join(", ");
     let out = Command::new(&python)
         .args([
@@ -53,7 +60,7 @@ pub fn python(modules: &[&str]) -> PathBuf {
         .unwrap_or_else(|e| panic!("{} is not available ({e}): {SETUP}", python.display()));
     assert!(
         out.status.success(),
-        "{} cannot import {imports}: {SETUP}, or pip install 'jupyter_client>=8,<9' 'carto-auth==0.2.0' \
+        "{} cannot import {imports}: {SETUP}, or pip install -r scripts/requirements-test.txt \
          into a virtual environment and set CARTO_AUTH_PYTHON to its python\n{}",
         python.display(),
         String::from_utf8_lossy(&out.stderr)
