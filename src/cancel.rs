@@ -99,7 +99,11 @@ mod tests {
             setter.set();
         });
         assert_eq!(pause(Duration::MAX, Some(&cancel)), Err(Cancelled));
-        assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -191,11 +191,7 @@ pub(crate) fn classify(url: &str, status: u16, body: &[u8]) -> Poll {
 }
 
 /// Polls the token endpoint once.
-pub(crate) fn poll_once(
-    http: &Http,
-    endpoints: &Endpoints,
-    device_code: &DeviceCode,
-) -> Poll {
+pub(crate) fn poll_once(http: &Http, endpoints: &Endpoints, device_code: &DeviceCode) -> Poll {
     let url = endpoints.token_url();
     let form = [
         ("grant_type", GRANT_TYPE),
@@ -440,7 +436,8 @@ mod tests {
 
     #[test]
     fn polling_waits_the_interval_and_slows_down_when_told() {
-        let (times, mut clock, poll) = script(vec![Poll::Pending, Poll::SlowDown, Poll::Pending, token()]);
+        let (times, mut clock, poll) =
+            script(vec![Poll::Pending, Poll::SlowDown, Poll::Pending, token()]);
         let got = poll_until(Duration::from_secs(5), within(900), &mut clock, poll);
         assert_eq!(got.unwrap().access_token.secret(), "tok");
         let secs: Vec<u64> = times
@@ -477,7 +474,7 @@ mod tests {
     #[test]
     fn the_deadline_ends_a_login_nobody_approves() {
         let (times, mut clock, poll) = script(vec![]);
-                let e = poll_until(Duration::from_secs(5), within(20), &mut clock, poll);
+        let e = poll_until(Duration::from_secs(5), within(20), &mut clock, poll);
         assert!(matches!(e, Err(Error::DeviceCodeExpired { .. })), "{e:?}");
         assert_eq!(times.lock().unwrap().len(), 4);
         assert_eq!(clock.elapsed(), Duration::from_secs(20));
@@ -486,7 +483,7 @@ mod tests {
     #[test]
     fn a_long_interval_never_sleeps_past_the_login_timeout() {
         let (times, mut clock, poll) = script(vec![]);
-                let deadlines = Deadlines {
+        let deadlines = Deadlines {
             code_expires_in: Duration::from_secs(900),
             login_timeout: Duration::from_secs(1),
         };
@@ -504,7 +501,7 @@ mod tests {
 
         // The code's expiry first: that is what ended it.
         let (_, mut clock, poll) = script(vec![]);
-                let deadlines = Deadlines {
+        let deadlines = Deadlines {
             code_expires_in: Duration::from_secs(2),
             login_timeout: Duration::from_secs(60),
         };
@@ -545,10 +542,7 @@ mod tests {
             })
         };
         let (_, mut clock, poll) = script(vec![blip(), Poll::Pending, token()]);
-        assert!(
-            poll_until(Duration::from_secs(1), within(60), &mut clock, poll)
-                .is_ok()
-        );
+        assert!(poll_until(Duration::from_secs(1), within(60), &mut clock, poll).is_ok());
         let (_, mut clock, poll) = script((0..100).map(|_| blip()).collect());
         let e = poll_until(Duration::from_secs(1), within(5), &mut clock, poll);
         assert!(matches!(e, Err(Error::Network { .. })), "{e:?}");

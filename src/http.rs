@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
@@ -254,40 +255,31 @@ fn bearer_header(token: &AccessToken) -> String {
 }
 
 /// `application/x-www-form-urlencoded`, byte for byte as the Python
-/// package sends it (requests encodes a form with `urllib.parse.urlencode`,
-/// that is `quote_plus`): RFC 3986's unreserved characters (`A-Z a-z 0-9 -
-/// . _ ~`) as they are, a space as `+`, every other byte of the UTF-8 as
-/// `%XX` in upper case. The WHATWG serializer of `url` (and of reqwest)
-/// differs on two characters, writing `~` as `%7E` and leaving `*` as it
-/// is; a server decodes both alike, but the bytes are the Python package's
-/// so that the two can be compared request for request (tests/wire.rs).
-fn form_body(form: &[(&str, &str)]) -> String {
-    fn quote_plus(text: &str, out: &mut String) {
-        for &byte in text.as_bytes() {
-            match byte {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    out.push(char::from(byte));
-                }
-                b' ' => out.push('+'),
-                _ => {
-                    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                    out.push('%');
-                    out.push(char::from(HEX[usize::from(byte >> 4)]));
-                    out.push(char::from(HEX[usize::from(byte & 0xF)]));
-                }
-            }
-        }
-    }
-    let mut body = String::new();
-    for (i, (key, value)) in form.iter().enumerate() {
-        if i > 0 {
-            body.push('&');
-        }
-        quote_plus(key, &mut body);
-        body.push('=');
-        quote_plus(value, &mut body);
-    }
-    body
+/// package sends it (requests encodes a form, and the package its authorize
+/// URL, with `urllib.parse.urlencode`, that is `quote_plus`): RFC 3986's
+/// unreserved characters (`A-Z a-z 0-9 - . _ ~`) as they are, a space as
+/// `+`, every other byte of the UTF-8 as `%XX` in upper case. The WHATWG
+/// serializer of `url` (and of reqwest) differs on two characters, writing
+/// `~` as `%7E` and leaving `*` as it is; a server decodes both alike, but
+/// the bytes are the Python package's so that the two can be compared
+/// request for request (tests/wire.rs).
+pub(crate) fn form_body(form: &[(&str, &str)]) -> String {
+    const QUOTE_PLUS: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    // A space is encoded `%20` first, then written `+`: a literal `%20` in
+    // the text is `%2520` by then, so nothing else turns into `+`.
+    let quote = |text: &str| {
+        utf8_percent_encode(text, QUOTE_PLUS)
+            .to_string()
+            .replace("%20", "+")
+    };
+    form.iter()
+        .map(|(key, value)| format!("{}={}", quote(key), quote(value)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// A URL for an error message: a query can carry a code or a state.

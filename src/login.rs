@@ -151,7 +151,6 @@ impl PendingLogin {
             login: self.login.clone(),
         }
     }
-
 }
 
 impl std::fmt::Debug for PendingLogin {

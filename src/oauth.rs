@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 
 use crate::endpoints::{Endpoints, same_issuer};
 use crate::error::{Error, Grant, Result};
-use crate::http::Http;
+use crate::http::{Http, form_body};
 use crate::secret::{AuthorizationCode, CodeVerifier};
 use crate::token::{Token, request_token};
 
@@ -65,25 +65,22 @@ pub(crate) fn authorize_url(
     org: Option<&str>,
     force_login: bool,
 ) -> String {
-    let mut query = url::form_urlencoded::Serializer::new(String::new());
-    query
-        .append_pair("client_id", &endpoints.client_id)
-        .append_pair("response_type", "code")
-        .append_pair("scope", "None")
-        .append_pair("audience", &endpoints.audience)
-        .append_pair("redirect_uri", redirect_uri)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("code_challenge", code_challenge);
-    if let Some(state) = state {
-        query.append_pair("state", state);
-    }
-    if let Some(org) = org {
-        query.append_pair("organization", org);
-    }
+    let mut query = vec![
+        ("client_id", endpoints.client_id.as_str()),
+        ("response_type", "code"),
+        ("scope", "None"),
+        ("audience", endpoints.audience.as_str()),
+        ("redirect_uri", redirect_uri),
+        ("code_challenge_method", "S256"),
+        ("code_challenge", code_challenge),
+    ];
+    query.extend(state.map(|state| ("state", state)));
+    query.extend(org.map(|org| ("organization", org)));
     if force_login {
-        query.append_pair("prompt", "login");
+        query.push(("prompt", "login"));
     }
-    format!("{}?{}", endpoints.authorize_url(), query.finish())
+    // Encoded as the Python package encodes it (`urlencode`).
+    format!("{}?{}", endpoints.authorize_url(), form_body(&query))
 }
 
 /// What a request to the local callback carried.
@@ -232,11 +229,12 @@ mod tests {
             "r",
             "CH",
             Some("st"),
-            Some("acme corp"),
+            Some("acme corp~*"),
             false,
         );
+        // `~` as is and `*` encoded, as Python's `urlencode` writes them.
         assert!(
-            with.ends_with("&code_challenge=CH&state=st&organization=acme+corp"),
+            with.ends_with("&code_challenge=CH&state=st&organization=acme+corp~%2A"),
             "{with}"
         );
         let forced = authorize_url(&Endpoints::carto(), "r", "CH", None, None, true);

@@ -285,9 +285,7 @@ pub(crate) fn ask(
             id
         }
     };
-    let interrupted = || {
-        std::io::Error::new(ErrorKind::Interrupted, "the login was cancelled")
-    };
+    let interrupted = || std::io::Error::new(ErrorKind::Interrupted, "the login was cancelled");
     loop {
         {
             let mut all = waiting();
@@ -346,7 +344,9 @@ mod tests {
 
     #[test]
     fn a_cancelled_question_ends_at_once_and_hands_its_pending_line_to_the_next() {
-        let _one = IN_FLIGHT_TESTS.lock().unwrap_or_else(PoisonError::into_inner);
+        let _one = IN_FLIGHT_TESTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let (tx, rx) = std::sync::mpsc::channel();
         let prompt: Arc<dyn Prompt> = Arc::new(Gate(Mutex::new(rx)));
         // Cancelled before the user answers: the asking thread keeps waiting.
@@ -374,7 +374,9 @@ mod tests {
     /// before that belonged to the login that left.
     #[test]
     fn a_line_typed_after_the_next_address_is_shown_answers_that_login() {
-        let _one = IN_FLIGHT_TESTS.lock().unwrap_or_else(PoisonError::into_inner);
+        let _one = IN_FLIGHT_TESTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         // A fresh question would get this: the waiting one was not used.
         let (fresh, rx) = std::sync::mpsc::channel();
         let prompt: Arc<dyn Prompt> = Arc::new(Gate(Mutex::new(rx)));

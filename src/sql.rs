@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::api_base_url::endpoint;
 use crate::auth::CartoAuth;
-use crate::error::{Error, Result, Service};
 use crate::background::run;
+use crate::error::{Error, Result, Service};
 use crate::http::{describe_body, describe_json};
 use crate::query::{Column, QueryResult};
 

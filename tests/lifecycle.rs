@@ -107,10 +107,8 @@ fn drop_local() {
         // this loop could not run.
         let mut polls = 0u32;
         while bindable(port) {
-            let poll = std::future::poll_fn(|cx| {
-                std::task::Poll::Ready(login.as_mut().poll(cx))
-            })
-            .await;
+            let poll =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(login.as_mut().poll(cx))).await;
             assert!(poll.is_pending(), "the login ended: {poll:?}");
             std::thread::sleep(Duration::from_millis(10));
             polls += 1;
@@ -131,7 +129,11 @@ fn drop_local() {
     while !bindable(port) && dropped.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(5));
     }
-    println!("\nRESULT freed={} ms={}", bindable(port), dropped.elapsed().as_millis());
+    println!(
+        "\nRESULT freed={} ms={}",
+        bindable(port),
+        dropped.elapsed().as_millis()
+    );
 }
 
 /// A dropped `login_async` frees the callback port within a second, on

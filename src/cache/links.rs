@@ -65,12 +65,7 @@ mod tests {
         let text = fs::read_to_string(&target).unwrap();
         assert!(text.contains("\"second\""), "{text}");
         assert_eq!(
-            cache
-                .load(&warn)
-                .unwrap()
-                .token
-                .access_token
-                .secret(),
+            cache.load(&warn).unwrap().token.access_token.secret(),
             "second"
         );
         // The lock sits beside the target; no temporary file is left.

@@ -24,7 +24,6 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-
 use request::{Login, handle};
 #[cfg(feature = "fuzzing")]
 pub(crate) use request::{Verdict, judge, judge_head};

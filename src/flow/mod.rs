@@ -6,7 +6,6 @@
 mod one_line;
 mod start;
 
-
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -14,9 +13,7 @@ use crate::callback::{CallbackResult, CallbackServer};
 use crate::cancel::{BEAT, Cancel, cancelled, pause};
 use crate::clock::now_unix;
 use crate::config::OAuthConfig;
-use crate::device::{
-    Deadlines, DeviceAuthorization, RealTime, poll_once, poll_until,
-};
+use crate::device::{Deadlines, DeviceAuthorization, RealTime, poll_once, poll_until};
 use crate::error::{Error, Result};
 use crate::instructions::{Flow, LoginInstructions};
 use crate::oauth::exchange_code;

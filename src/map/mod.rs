@@ -16,9 +16,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::auth::CartoAuth;
+use crate::background::run;
 use crate::clock::{NO_EXPIRY, describe_expiry, now_unix};
 use crate::error::{Error, Result};
-use crate::background::run;
 use crate::secret::AccessToken;
 
 pub use layer::Layer;
@@ -404,10 +404,7 @@ mod tests {
 
     #[test]
     fn a_bad_lifetime_or_view_is_refused_before_any_request() {
-        let run = |map: Map| {
-            map.render().unwrap_err()
-            .to_string()
-        };
+        let run = |map: Map| map.render().unwrap_err().to_string();
         assert!(run(auth().map().token_lifetime(Duration::from_secs(5))).contains("one minute"));
         assert!(run(auth().map().view(f64::NAN, 0.0, 1.0)).contains("finite"));
     }

@@ -29,9 +29,10 @@ impl M2mProvider {
         };
         let _lock = common.lock();
         if let Some(entry) = common.load() {
-            match entry.is_fresh_at(now_unix()).then(|| {
-                entry.check_m2m(&credentials.client_id, credentials.api_base_url.as_str())
-            }) {
+            match entry
+                .is_fresh_at(now_unix())
+                .then(|| entry.check_m2m(&credentials.client_id, credentials.api_base_url.as_str()))
+            {
                 Some(Ok(())) => {
                     log::debug!("using the cached M2M token from {}", cache.path().display());
                     return Ok((entry.token, TokenSource::Cache(cache.path().to_path_buf())));

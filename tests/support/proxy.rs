@@ -58,7 +58,8 @@ fn tunnel(client: TcpStream, seen: &Mutex<Vec<String>>) {
     let target = match first.split(' ').collect::<Vec<_>>()[..] {
         ["CONNECT", target, _] => target.to_string(),
         _ => {
-            let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n");
+            let _ =
+                client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n");
             return;
         }
     };
