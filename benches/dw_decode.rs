@@ -5,8 +5,8 @@
 //! ```text
 //! cargo bench --bench dw_decode --features carto-dw,fuzzing
 //! ```
-//! 1. Decoding alone: each page's JSON bytes parsed into google-bigquery2's
-//!    types and every row decoded by the schema, exactly as
+//! 1. Decoding alone: each page's JSON bytes parsed and every row decoded
+//!    by the schema, exactly as
 //!    `CartoDwClient::query` does per page (the pages are rendered first).
 //! 2. The whole query over loopback, against the tests' fake BigQuery in
 //!    this process: HTTP, the polls, the pages, the decoding.

@@ -118,8 +118,7 @@ fn verdict(verdict: Verdict) -> CallbackVerdict {
 }
 
 /// A `getQueryResults` answer (JSON bytes) as the CARTO Data Warehouse
-/// client reads it: parsed into google-bigquery2's types, then every row
-/// decoded by the schema. The decoded rows, or why the page is refused.
+/// client reads it: parsed as JSON, then every row decoded by the schema. The decoded rows, or why the page is refused.
 /// Feature `carto-dw`.
 #[cfg(feature = "carto-dw")]
 pub fn decode_bigquery_page(body: &[u8]) -> Result<Vec<Vec<serde_json::Value>>, String> {

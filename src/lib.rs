@@ -128,8 +128,7 @@
 //! With feature `carto-dw`, [`CartoAuth::get_carto_dw_client`] gives the
 //! Python extra's `get_carto_dw_client()`: BigQuery on the CARTO Data
 //! Warehouse, whose token is fetched again when it is 55 minutes old or
-//! refused, queries in standard SQL decoded by column type, and
-//! [`CartoDwClient::bigquery`] for everything else BigQuery does.
+//! refused, and queries in standard SQL decoded by column type.
 //!
 //! # Maps
 //! A [`Map`] at the end of a cell draws CARTO layers with deck.gl (feature
@@ -208,7 +207,7 @@
 //! | feature | default | adds |
 //! | --- | --- | --- |
 //! | `notebook` | yes | evcxr display: the login card of a [`PendingLogin`], the status card of a [`CartoAuth`], the table of a [`QueryResult`] (`to_html`, `evcxr_display`), maps of CARTO layers ([`Map`]), and text QR codes while a login waits (qrcode, without its `image` feature) |
-//! | `carto-dw` | no | [`CartoAuth::get_carto_dw_client`]: BigQuery for the CARTO Data Warehouse (google-bigquery2) |
+//! | `carto-dw` | no | [`CartoAuth::get_carto_dw_client`]: queries on the CARTO Data Warehouse (BigQuery's REST API through this crate's own HTTP client) |
 //! | `cli` | no | the `carto-auth` binary (clap), and text QR codes of the device flow's link in a terminal (qrcode) |
 //! | `fuzzing` | no | not for users: exposes the input parsers to the fuzz targets in `fuzz/` |
 #![forbid(unsafe_code)]
@@ -270,13 +269,9 @@ pub use builder::{DEFAULT_LOGIN_TIMEOUT, M2mBuilder, OAuthBuilder};
 pub use cache::CachedToken;
 pub use clock::{EXPIRY_MARGIN_SECS, is_expired_at};
 #[cfg(feature = "carto-dw")]
-pub use dw::{BigQueryHub, CartoDwClient};
+pub use dw::CartoDwClient;
 pub use endpoints::Endpoints;
 pub use error::{Error, Grant, Result, Service};
-/// The BigQuery crate behind [`CartoDwClient::bigquery`], for naming its
-/// types. Feature `carto-dw`.
-#[cfg(feature = "carto-dw")]
-pub use google_bigquery2;
 pub use http::DEFAULT_TIMEOUT;
 pub use instructions::{Flow, LoginInstructions};
 pub use login::PendingLogin;

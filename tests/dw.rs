@@ -235,10 +235,10 @@ fn a_thousand_rows_in_many_pages_decode_as_generated() {
     }
 }
 
-/// `bigquery()` is google-bigquery2's client, authorized with the DW token,
-/// for what `query` does not cover.
+/// The async twin sends what the blocking call sends, with the DW token,
+/// and decodes alike.
 #[tokio::test(flavor = "multi_thread")]
-async fn bigquery_gives_the_crates_client_with_the_dw_token() {
+async fn the_async_twin_queries_with_the_dw_token() {
     let fake = FakeCarto::start();
     let bq = FakeBigQuery::start_for(&fake);
     let (_dir, auth) = support::m2m_session_async(&fake).await;
@@ -248,28 +248,135 @@ async fn bigquery_gives_the_crates_client_with_the_dw_token() {
         .unwrap()
         .bigquery_url(&bq.base)
         .unwrap();
-    let hub = dw.bigquery().unwrap();
-    let request = carto_auth::google_bigquery2::api::QueryRequest {
-        query: Some(bigquery::EMPTY_SQL.into()),
-        use_legacy_sql: Some(false),
-        ..Default::default()
-    };
-    let (_, answer) = hub
-        .jobs()
-        .query(request, dw.project_id())
-        .doit()
-        .await
-        .unwrap();
-    assert!(answer.job_reference.is_some());
+    let result = dw.query_async(bigquery::ALL_TYPES_SQL).await.unwrap();
+    assert_eq!(result.len(), 5);
+    assert_eq!(result.rows()[0]["timestamp"], "2024-02-29T12:34:56.789012Z");
+    let query = &bq.query_requests()[0];
+    assert_eq!(query.bearer(), Some(fake.dw_tokens()[0].as_str()));
     assert_eq!(
-        bq.query_requests()[0].bearer(),
-        Some(fake.dw_tokens()[0].as_str())
+        query.content_type().map(|t| t.split(';').next().unwrap()),
+        Some("application/json")
     );
-    // The async twin decodes as the blocking one.
+    assert!(
+        bq.results_requests()
+            .iter()
+            .all(|r| r.bearer() == Some(fake.dw_tokens()[0].as_str()))
+    );
+}
+
+/// Every page is asked for with the token of the page before it, the first
+/// without one, whether jobs.query already carried the first page or not;
+/// the job id, location and page tokens reach BigQuery as they were given
+/// (escaped in the URL: the fake reads them unescaped).
+#[test]
+fn pages_follow_their_tokens_and_ids_are_escaped_in_the_url() {
+    let fake = FakeCarto::start();
+    let bq = FakeBigQuery::start_for(&fake);
+    bq.set_location("europe-west1 & co+/?#%");
+    bq.set_id_prefixes("job/ä ?#%&+_", "BH+/=&?#%");
+    bq.set_pending_polls(1);
+    let (_dir, auth) = support::m2m_session(&fake);
+    let dw = client(&auth, &bq);
+    let result = dw.query(bigquery::ALL_TYPES_SQL).unwrap();
+    assert_eq!(result.len(), 5);
+    assert_eq!(result.meta()["location"], "europe-west1 & co+/?#%");
+    assert!(
+        result.meta()["jobId"]
+            .as_str()
+            .unwrap()
+            .starts_with("job/ä ?#%&+_")
+    );
+    let issued = bq.page_tokens();
+    assert_eq!(issued.len(), 2, "5 rows in pages of 2");
+    let sent: Vec<Option<String>> = bq
+        .results_requests()
+        .iter()
+        .map(|r| r.query_value("pageToken").map(str::to_string))
+        .collect();
+    // A poll, the first page, then one request per token handed out.
     assert_eq!(
-        dw.query_async(bigquery::ALL_TYPES_SQL).await.unwrap().len(),
-        5
+        sent,
+        vec![None, None, Some(issued[0].clone()), Some(issued[1].clone())]
     );
+    for r in bq.results_requests() {
+        assert_eq!(r.query_value("location"), Some("europe-west1 & co+/?#%"));
+        assert_eq!(
+            r.query_value("formatOptions.useInt64Timestamp"),
+            Some("true")
+        );
+        assert_eq!(r.query_value("timeoutMs"), Some("10000"));
+        // One escaped segment: the job id's `/` is no path separator.
+        assert_eq!(r.path.split('/').count(), 7, "{}", r.path);
+        assert!(r.path.contains("/queries/job%2F"), "{}", r.path);
+    }
+
+    // jobs.query answering complete with the first page: the next request is
+    // already the second page.
+    bq.set_pending_polls(0);
+    bq.complete_in_query(true);
+    let before = bq.results_requests().len();
+    let result = dw.query(&bigquery::generated_sql(5)).unwrap();
+    assert_eq!(result.len(), 5);
+    let issued = bq.page_tokens();
+    let sent: Vec<Option<String>> = bq.results_requests()[before..]
+        .iter()
+        .map(|r| r.query_value("pageToken").map(str::to_string))
+        .collect();
+    assert_eq!(sent, vec![Some(issued[2].clone()), Some(issued[3].clone())]);
+    assert_eq!(result.rows()[4]["id"], 5);
+}
+
+/// A DW token refused while the job is polled (not only by jobs.query) is
+/// fetched again and the whole query run once more with the new one.
+#[test]
+fn a_dw_token_refused_while_polling_is_renewed_and_the_query_run_again() {
+    let fake = FakeCarto::start();
+    let bq = FakeBigQuery::start_for(&fake);
+    bq.set_pending_polls(1);
+    let (_dir, auth) = support::m2m_session(&fake);
+    let dw = client(&auth, &bq);
+    // Requests: 0 jobs.query, 1 a poll, 2 the first page: refused.
+    bq.fail_request(2, 401);
+    let result = dw.query(bigquery::ALL_TYPES_SQL).unwrap();
+    assert_eq!(result.len(), 5);
+    let tokens = fake.dw_tokens();
+    assert_eq!(tokens.len(), 2, "one new DW token");
+    let requests = bq.requests();
+    assert!(
+        requests[..3]
+            .iter()
+            .all(|r| r.bearer() == Some(tokens[0].as_str()))
+    );
+    assert!(requests[3].path.ends_with("/queries"), "the query again");
+    assert!(
+        requests[3..]
+            .iter()
+            .all(|r| r.bearer() == Some(tokens[1].as_str()))
+    );
+    // Its later calls keep the new token: no third one.
+    dw.query(bigquery::EMPTY_SQL).unwrap();
+    assert_eq!(fake.dw_tokens().len(), 2);
+}
+
+/// `query_timeout` bounds the whole query, polls included: a job that never
+/// completes ends in a network error that says how to allow more.
+#[test]
+fn a_query_longer_than_its_timeout_is_a_network_error_that_says_so() {
+    let fake = FakeCarto::start();
+    let bq = FakeBigQuery::start_for(&fake);
+    bq.set_pending_polls(u32::MAX);
+    let (_dir, auth) = support::m2m_session(&fake);
+    let dw = client(&auth, &bq).query_timeout(Duration::from_millis(700));
+    let started = std::time::Instant::now();
+    let err = dw.query(bigquery::ALL_TYPES_SQL).unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(&err, Error::Network { message, .. }
+            if message == "the query did not finish within 0.7 s (.query_timeout(..) allows more)"),
+        "{err:?}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(bq.results_requests().len() >= 2, "it polled");
 }
 
 /// The largest query timeout and token age mean no limit: the query runs

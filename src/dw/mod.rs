@@ -6,51 +6,39 @@
 //! hour. This client fetches the token when first needed, again when it is
 //! 55 minutes old, and once more when BigQuery refuses it.
 //!
-//! The BigQuery crate is `google-bigquery2` (generated from Google's API
-//! description): of the candidates measured it adds the fewest crates and
-//! compile seconds to a notebook's first cell, reuses this crate's hyper
-//! and rustls-with-ring stack, takes a plain bearer token and a moved
-//! endpoint, and reads every column type (see the README's feature table).
+//! A query is two BigQuery REST calls (`jobs.query`, then
+//! `jobs.getQueryResults` for the polls and the pages) sent with this
+//! crate's own HTTP client (`rest.rs`): no BigQuery crate is compiled for it.
 
 mod decode;
+mod rest;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use google_bigquery2::api::{DataFormatOptions, QueryRequest, TableRow, TableSchema};
-use google_bigquery2::hyper_rustls::HttpsConnector;
-use google_bigquery2::hyper_util::client::legacy::connect::HttpConnector;
-use google_bigquery2::{Bigquery, common, hyper_rustls, hyper_util};
 use serde_json::{Value, json};
 
 use crate::api::carto_dw_credentials;
 use crate::auth::CartoAuth;
 use crate::environment::var;
 use crate::error::{Error, Result, Service};
-use crate::http::seconds;
+use crate::http::{Http, seconds};
 use crate::query::QueryResult;
 use crate::runtime::{Call, block_on};
+use crate::secret::AccessToken;
 use decode::{Field, decode_row};
+use rest::Answer;
 
 /// The BigQuery API root, unless `CARTO_BIGQUERY_URL` moves it.
 const BIGQUERY_ROOT: &str = "https://bigquery.googleapis.com";
 /// Google access tokens last an hour; renew with a margin.
 const DW_TOKEN_MAX_AGE: Duration = Duration::from_secs(55 * 60);
-/// How long BigQuery may hold one `getQueryResults` call while the query
-/// runs (server side).
-const POLL_WAIT_MS: u32 = 10_000;
 /// How long a whole query may take, polls and pages included.
 const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
-/// The BigQuery client `CartoDwClient::bigquery` returns: google-bigquery2's
-/// hub over HTTPS with this crate's rustls set-up.
-pub type BigQueryHub = Bigquery<HttpsConnector<HttpConnector>>;
-
 /// The DW token and when it was fetched.
 struct DwToken {
-    token: String,
+    token: AccessToken,
     fetched: Instant,
 }
 
@@ -119,7 +107,7 @@ impl CartoAuth {
             auth: self.clone(),
             project_id,
             token: Arc::new(Mutex::new(DwToken {
-                token,
+                token: AccessToken::new(token),
                 fetched: Instant::now(),
             })),
             root,
@@ -132,7 +120,7 @@ impl CartoAuth {
 async fn fetch_dw_token(auth: &CartoAuth) -> Result<(String, String)> {
     let base = auth.api_base_url_or_error()?;
     let token = auth.token_async().await?;
-    let http = crate::http::Http::new(auth.request_timeout())?;
+    let http = Http::new(auth.request_timeout())?;
     let fetched = carto_dw_credentials(&http, base, &token).await?;
     log::info!("fetched a CARTO Data Warehouse token");
     Ok(fetched)
@@ -173,8 +161,9 @@ impl CartoDwClient {
         self.token.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The DW token, fetched again when it is 55 minutes old (or `force`).
-    async fn fresh_token(&self, force: bool) -> Result<String> {
+    /// The DW token, fetched again when it is older than `token_max_age`
+    /// (or `force`).
+    async fn fresh_token(&self, force: bool) -> Result<AccessToken> {
         {
             let current = self.current();
             if !force && current.fetched.elapsed() < self.token_max_age {
@@ -182,44 +171,12 @@ impl CartoDwClient {
             }
         }
         let (_, token) = fetch_dw_token(&self.auth).await?;
+        let token = AccessToken::new(token);
         *self.current() = DwToken {
             token: token.clone(),
             fetched: Instant::now(),
         };
         Ok(token)
-    }
-
-    /// google-bigquery2's client for everything else BigQuery does (tables,
-    /// datasets, inserts, jobs), authorized with the DW token and renewing
-    /// it as [`query`](Self::query) does. Use it in the cell (or task) that
-    /// makes it: it drives its connections on the runtime it runs on.
-    ///
-    /// ```no_run
-    /// # async fn tables(auth: carto_auth::CartoAuth) -> Result<(), Box<dyn std::error::Error>> {
-    /// let dw = auth.get_carto_dw_client_async().await?;
-    /// let hub = dw.bigquery()?;
-    /// let (_, datasets) = hub.datasets().list(dw.project_id()).doit().await?;
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::Setup`] when TLS cannot be set up.
-    pub fn bigquery(&self) -> Result<BigQueryHub> {
-        let tls = crate::http::tls_config()?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                // Each call may run on a runtime of its own.
-                .pool_max_idle_per_host(0)
-                .build(connector);
-        let mut hub = Bigquery::new(client, TokenSource(self.clone()));
-        hub.base_url(format!("{}/bigquery/v2/", self.root));
-        hub.root_url(format!("{}/", self.root));
-        Ok(hub)
     }
 
     /// Runs a query in standard SQL (never legacy), waits until it is done
@@ -233,7 +190,9 @@ impl CartoDwClient {
     /// # Errors
     /// [`Error::BigQuery`] quoting BigQuery's message and reason (a refused
     /// DW token is fetched again and the query tried once more);
-    /// [`Error::Network`]; the DW token endpoint's errors.
+    /// [`Error::Network`], also when the query takes longer than
+    /// [`query_timeout`](Self::query_timeout); the DW token endpoint's
+    /// errors.
     pub fn query(&self, sql: &str) -> Result<QueryResult> {
         block_on(
             Call {
@@ -247,83 +206,74 @@ impl CartoDwClient {
     /// [`query`](Self::query) for async programs.
     pub async fn query_async(&self, sql: &str) -> Result<QueryResult> {
         let token = self.fresh_token(false).await?;
-        match self.run_query(sql, token).await {
+        match self.run_query(sql, &token).await {
             Err(Error::BigQuery { status: 401, .. }) => {
                 log::info!("BigQuery refused the CARTO DW token; fetching a new one");
                 let token = self.fresh_token(true).await?;
-                self.run_query(sql, token).await
+                self.run_query(sql, &token).await
             }
             other => other,
         }
     }
 
-    async fn run_query(&self, sql: &str, token: String) -> Result<QueryResult> {
-        let hub = self.hub_with(token)?;
+    async fn run_query(&self, sql: &str, token: &AccessToken) -> Result<QueryResult> {
         // `None` past what `Instant` holds (`Duration::MAX`): no deadline.
         let deadline = Instant::now().checked_add(self.query_timeout);
-        let request = QueryRequest {
-            query: Some(sql.to_string()),
-            use_legacy_sql: Some(false),
-            // Exact microseconds instead of float seconds.
-            format_options: Some(DataFormatOptions {
-                use_int64_timestamp: Some(true),
-                ..Default::default()
-            }),
-            timeout_ms: Some(POLL_WAIT_MS),
-            ..Default::default()
-        };
         let project = self.project_id.as_str();
-        let (_, first) = self
-            .call(deadline, hub.jobs().query(request, project).doit())
+        let body = json!({
+            "query": sql,
+            "useLegacySql": false,
+            // Exact microseconds instead of float seconds.
+            "formatOptions": {"useInt64Timestamp": true},
+            "timeoutMs": rest::POLL_WAIT_MS,
+        });
+        let url = rest::queries_url(&self.root, project)?;
+        let mut page = self
+            .call(deadline, token, Request::Query(&url, &body))
             .await?;
-        let job = first.job_reference.clone().unwrap_or_default();
-        let job_id = job.job_id.clone().unwrap_or_default();
-        let location = job.location.clone().or(first.location.clone());
-        let mut page = Page {
-            complete: first.job_complete.unwrap_or(false),
-            schema: first.schema,
-            rows: first.rows,
-            token: first.page_token,
-            total_rows: first.total_rows,
-            bytes: first.total_bytes_processed,
-            cache_hit: first.cache_hit,
-        };
+        let job_id = page.job_id.take();
+        let location = page.location.take();
+        let mut fields: Option<Vec<Field>> = None;
+        let (mut total_rows, mut bytes, mut cache_hit) = (None, None, None);
         let mut pause = Duration::from_millis(100);
-        let mut fields = None;
         let mut rows = Vec::new();
         loop {
+            total_rows = page.total_rows.or(total_rows);
+            bytes = page.total_bytes_processed.or(bytes);
+            cache_hit = page.cache_hit.or(cache_hit);
             if page.complete {
-                let fields = fields.get_or_insert_with(|| schema_fields(page.schema.as_ref()));
+                let fields = fields.get_or_insert_with(|| page.fields.take().unwrap_or_default());
                 // Decoded page by page, each page's raw rows dropped as it goes.
-                rows.extend(decode_rows(fields, page.rows.take()));
-                if page.token.is_none() {
+                rows.extend(
+                    std::mem::take(&mut page.rows)
+                        .into_iter()
+                        .map(|row| decode_row(fields, row.cells())),
+                );
+                if page.page_token.is_none() {
                     break;
                 }
             } else {
-                tokio::time::sleep(pause).await;
+                let left = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
+                tokio::time::sleep(pause.min(left)).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
-            let mut call = hub
-                .jobs()
-                .get_query_results(project, &job_id)
-                .timeout_ms(POLL_WAIT_MS)
-                .format_options_use_int64_timestamp(true);
-            if let Some(location) = &location {
-                call = call.location(location);
-            }
-            if let Some(token) = page.token.as_deref().filter(|_| page.complete) {
-                call = call.page_token(token);
-            }
-            let (_, next) = self.call(deadline, call.doit()).await?;
-            page = Page {
-                complete: next.job_complete.unwrap_or(false),
-                schema: next.schema.or(page.schema),
-                rows: next.rows,
-                token: next.page_token,
-                total_rows: next.total_rows.or(page.total_rows),
-                bytes: next.total_bytes_processed.or(page.bytes),
-                cache_hit: next.cache_hit.or(page.cache_hit),
+            let Some(job_id) = job_id.as_deref() else {
+                return Err(Error::InvalidResponse {
+                    service: Service::BigQuery,
+                    url: self.root.clone(),
+                    expected: "a jobReference with the jobId of a query not read to its end",
+                    got: "an answer without one".into(),
+                });
             };
+            let token_of_next_page = page.page_token.as_deref().filter(|_| page.complete);
+            let url = rest::results_url(
+                &self.root,
+                project,
+                job_id,
+                location.as_deref(),
+                token_of_next_page,
+            )?;
+            page = self.call(deadline, token, Request::Results(&url)).await?;
         }
         let fields = fields.unwrap_or_default();
         Ok(QueryResult::new(
@@ -332,166 +282,79 @@ impl CartoDwClient {
             json!({
                 "jobId": job_id,
                 "location": location,
-                "totalRows": page.total_rows,
-                "totalBytesProcessed": page.bytes,
-                "cacheHit": page.cache_hit,
+                "totalRows": total_rows,
+                "totalBytesProcessed": bytes,
+                "cacheHit": cache_hit,
             }),
         ))
     }
 
-    fn hub_with(&self, token: String) -> Result<BigQueryHub> {
-        let mut hub = self.bigquery()?;
-        // This query's token as is: refreshing is done around it.
-        hub.auth = Box::new(token);
-        Ok(hub)
-    }
-
     /// One API call, within the query's deadline, its errors made ours.
-    async fn call<T>(
+    async fn call(
         &self,
         deadline: Option<Instant>,
-        call: impl Future<Output = common::Result<T>>,
-    ) -> Result<T> {
-        let answer = match deadline {
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                tokio::time::timeout(left, call).await
-            }
-            None => Ok(call.await),
+        token: &AccessToken,
+        request: Request<'_>,
+    ) -> Result<Answer> {
+        // The call may take what is left of the query's time; with no
+        // deadline, as long as it takes.
+        let timeout = match deadline {
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => left,
+                _ => return Err(self.timed_out()),
+            },
+            None => Duration::MAX,
         };
-        match answer {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(e)) => Err(bigquery_error(&self.root, e)),
-            Err(_) => Err(Error::Network {
-                service: Service::BigQuery,
-                url: self.root.clone(),
-                message: format!(
-                    "the query did not finish within {} s (.query_timeout(..) allows more)",
-                    seconds(self.query_timeout)
-                ),
-                source: None,
-            }),
+        let http = Http::new(timeout)?;
+        let sent = match request {
+            Request::Query(url, body) => {
+                http.post_json_raw(Service::BigQuery, url, token, body)
+                    .await
+            }
+            Request::Results(url) => http.get_raw(Service::BigQuery, url, Some(token)).await,
+        };
+        match sent {
+            Ok((status, body)) => rest::answer(&self.root, status, &body),
+            // The client's timer started after `left` was measured, so it
+            // cannot fire before the deadline: past it, the query's time is
+            // what ran out.
+            Err(Error::Network { .. }) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                Err(self.timed_out())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn timed_out(&self) -> Error {
+        Error::Network {
+            service: Service::BigQuery,
+            url: self.root.clone(),
+            message: format!(
+                "the query did not finish within {} s (.query_timeout(..) allows more)",
+                seconds(self.query_timeout)
+            ),
+            source: None,
         }
     }
 }
 
-/// What one answer of `jobs.query` or `getQueryResults` carries.
-struct Page {
-    complete: bool,
-    schema: Option<TableSchema>,
-    rows: Option<Vec<TableRow>>,
-    token: Option<String>,
-    total_rows: Option<u64>,
-    bytes: Option<i64>,
-    cache_hit: Option<bool>,
+/// The two requests of a query.
+enum Request<'a> {
+    /// jobs.query: its URL and body.
+    Query(&'a str, &'a Value),
+    /// getQueryResults: its URL.
+    Results(&'a str),
 }
 
 /// One `getQueryResults` page's bytes decoded as `query` decodes them (for
 /// the fuzz target and the benchmark, through `carto_auth::fuzzing`).
 #[cfg(feature = "fuzzing")]
 pub(crate) fn decode_page(body: &[u8]) -> std::result::Result<Vec<Vec<Value>>, String> {
-    let page: google_bigquery2::api::GetQueryResultsResponse =
-        serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let fields = schema_fields(page.schema.as_ref());
-    Ok(decode_rows(&fields, page.rows).collect())
-}
-
-/// One page's rows, each decoded by the schema's fields.
-fn decode_rows(fields: &[Field], rows: Option<Vec<TableRow>>) -> impl Iterator<Item = Vec<Value>> {
-    rows.unwrap_or_default()
+    let page = rest::parse_answer(body)?;
+    let fields = page.fields.unwrap_or_default();
+    Ok(page
+        .rows
         .into_iter()
-        .map(move |row| decode_row(fields, row.f.iter().flatten().map(|cell| cell.v.as_ref())))
-}
-
-fn schema_fields(schema: Option<&TableSchema>) -> Vec<Field> {
-    fn field(f: &google_bigquery2::api::TableFieldSchema) -> Field {
-        Field {
-            name: f.name.clone().unwrap_or_default(),
-            kind: f.type_.clone().unwrap_or_default(),
-            repeated: f
-                .mode
-                .as_deref()
-                .is_some_and(|m| m.eq_ignore_ascii_case("REPEATED")),
-            fields: f.fields.iter().flatten().map(field).collect(),
-        }
-    }
-    schema
-        .and_then(|s| s.fields.as_ref())
-        .map(|fields| fields.iter().map(field).collect())
-        .unwrap_or_default()
-}
-
-/// google-bigquery2's error as ours: BigQuery's own error JSON quoted, a
-/// network failure said as one.
-fn bigquery_error(root: &str, error: common::Error) -> Error {
-    match error {
-        common::Error::BadRequest(body) => {
-            let e = &body["error"];
-            Error::BigQuery {
-                status: e["code"]
-                    .as_u64()
-                    .and_then(|c| u16::try_from(c).ok())
-                    .unwrap_or(400),
-                reason: e["errors"][0]["reason"].as_str().map(str::to_string),
-                message: e["message"].as_str().map(|m| m.chars().take(500).collect()),
-            }
-        }
-        common::Error::Failure(response) => Error::BigQuery {
-            status: response.status().as_u16(),
-            reason: None,
-            message: None,
-        },
-        common::Error::HttpError(e) => Error::Network {
-            service: Service::BigQuery,
-            url: root.to_string(),
-            message: e.to_string(),
-            source: Some(Box::new(e)),
-        },
-        common::Error::Io(e) => Error::Network {
-            service: Service::BigQuery,
-            url: root.to_string(),
-            message: e.to_string(),
-            source: Some(Box::new(e)),
-        },
-        common::Error::JsonDecodeError(_, e) => Error::InvalidResponse {
-            service: Service::BigQuery,
-            url: root.to_string(),
-            expected: "BigQuery's JSON",
-            got: format!("JSON it cannot read ({e})"),
-        },
-        other => Error::Setup {
-            what: "the BigQuery client",
-            message: other.to_string(),
-            source: Some(Box::new(other)),
-        },
-    }
-}
-
-/// The DW token for google-bigquery2's hub, fetched again when 55 minutes
-/// old.
-#[derive(Clone)]
-struct TokenSource(CartoDwClient);
-
-type TokenFuture<'a> = Pin<
-    Box<
-        dyn Future<
-                Output = std::result::Result<
-                    Option<String>,
-                    Box<dyn std::error::Error + Send + Sync>,
-                >,
-            > + Send
-            + 'a,
-    >,
->;
-
-impl common::GetToken for TokenSource {
-    fn get_token<'a>(&'a self, _scopes: &'a [&str]) -> TokenFuture<'a> {
-        Box::pin(async move {
-            self.0
-                .fresh_token(false)
-                .await
-                .map(Some)
-                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-        })
-    }
+        .map(|row| decode_row(&fields, row.cells()))
+        .collect())
 }

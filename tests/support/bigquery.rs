@@ -36,6 +36,10 @@
 //! `cacheHit` and the rows of one page (at most `maxResults` and at most
 //! [`FakeBigQuery::set_page_size`] rows, default 2) with a `pageToken` while
 //! more remain; a page without rows has no `rows` key, as in BigQuery.
+//! Path segments and query values are read unescaped, as Google's front end
+//! does; [`FakeBigQuery::set_location`] and
+//! [`FakeBigQuery::set_id_prefixes`] make locations, job ids and page
+//! tokens that a client must escape.
 //!
 //! Rows are `{"f": [{"v": ...}]}` in schema order; every scalar is a string
 //! or null; a RECORD is `{"f": [...]}`; a REPEATED field an array of
@@ -610,6 +614,15 @@ struct State {
     complete_in_query: bool,
     /// The next requests answered with these statuses, whatever they ask.
     faults: VecDeque<u16>,
+    /// Requests (by their index among all requests) answered with a status.
+    faults_at: HashMap<usize, u16>,
+    /// The location of new jobs.
+    location: String,
+    /// How new job ids and page tokens start.
+    job_id_prefix: String,
+    page_token_prefix: String,
+    /// The page tokens handed out, in order.
+    page_tokens_issued: Vec<String>,
 }
 
 pub struct FakeBigQuery {
@@ -645,6 +658,11 @@ impl FakeBigQuery {
             pending_polls: 0,
             complete_in_query: false,
             faults: VecDeque::new(),
+            faults_at: HashMap::new(),
+            location: LOCATION.into(),
+            job_id_prefix: "job_".into(),
+            page_token_prefix: "BH".into(),
+            page_tokens_issued: Vec::new(),
         }));
         let bq = FakeBigQuery {
             base: format!("http://127.0.0.1:{port}"),
@@ -692,6 +710,34 @@ impl FakeBigQuery {
         s.faults.extend(std::iter::repeat_n(status, count));
     }
 
+    /// Request number `index` (from 0, counting every request this fake
+    /// received) is answered `status` as [`fail_next`](Self::fail_next)
+    /// writes it (401 as an expired token).
+    pub fn fail_request(&self, index: usize, status: u16) {
+        self.state.lock().unwrap().faults_at.insert(index, status);
+    }
+
+    /// New jobs run in `location` instead of [`LOCATION`]; getQueryResults
+    /// must name it.
+    pub fn set_location(&self, location: &str) {
+        self.state.lock().unwrap().location = location.into();
+    }
+
+    /// New job ids start with `prefix` instead of `job_`, page tokens with
+    /// `page_token_prefix` instead of `BH` (characters that a URL must
+    /// escape included: the fake reads its path segments and query values
+    /// unescaped).
+    pub fn set_id_prefixes(&self, job_prefix: &str, page_token_prefix: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.job_id_prefix = job_prefix.into();
+        s.page_token_prefix = page_token_prefix.into();
+    }
+
+    /// The page tokens handed out so far, in order.
+    pub fn page_tokens(&self) -> Vec<String> {
+        self.state.lock().unwrap().page_tokens_issued.clone()
+    }
+
     /// Every request, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
@@ -728,8 +774,9 @@ fn handle(mut request: tiny_http::Request, state: &Mutex<State>, dw: &Mutex<DwTo
     };
     let fault = {
         let mut s = state.lock().unwrap();
+        let index = s.requests.len();
         s.requests.push(r.clone());
-        s.faults.pop_front()
+        s.faults_at.remove(&index).or_else(|| s.faults.pop_front())
     };
     let (status, body) = match fault {
         Some(status) => fault_answer(status),
@@ -783,6 +830,13 @@ fn invalid(message: &str) -> Answer {
 
 fn fault_answer(status: u16) -> Answer {
     match status {
+        401 => err(
+            401,
+            "UNAUTHENTICATED",
+            "authError",
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, \
+             login cookie or other valid authentication credential.",
+        ),
         500 => err(
             500,
             "INTERNAL",
@@ -811,11 +865,43 @@ fn fault_answer(status: u16) -> Answer {
     }
 }
 
+/// A path segment unescaped (`%2F` is a `/` inside the segment).
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn route(r: &Recorded, state: &Mutex<State>, dw: &Mutex<DwTokens>) -> Answer {
-    let segments: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
-    let (project, job_id) = match (r.method.as_str(), segments.as_slice()) {
-        ("POST", ["bigquery", "v2", "projects", project, "queries"]) => (*project, None),
-        ("GET", ["bigquery", "v2", "projects", project, "queries", job]) => (*project, Some(*job)),
+    let decoded: Vec<String> = r
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    let (project, call) = match (r.method.as_str(), segments.as_slice()) {
+        ("POST", ["bigquery", "v2", "projects", project, "queries"]) => (*project, Call::Query),
+        ("GET", ["bigquery", "v2", "projects", project, "queries", job]) => {
+            (*project, Call::Results(job))
+        }
         _ => {
             return err(
                 404,
@@ -862,14 +948,32 @@ fn route(r: &Recorded, state: &Mutex<State>, dw: &Mutex<DwTokens>) -> Answer {
             "PERMISSION_DENIED",
             "accessDenied",
             &format!(
-                "Access Denied: Project {project}: User does not have bigquery.jobs.create \
-                 permission in project {project}."
+                "Access Denied: Project {project}: User does not have {} permission in \
+                 project {project}.",
+                call.permission()
             ),
         );
     }
-    match job_id {
-        None => jobs_query(r, state),
-        Some(job_id) => get_query_results(r, state, job_id),
+    match call {
+        Call::Query => jobs_query(r, state),
+        Call::Results(job_id) => get_query_results(r, state, job_id),
+    }
+}
+
+/// The calls the fake answers.
+enum Call<'a> {
+    /// jobs.query
+    Query,
+    /// jobs.getQueryResults of a job
+    Results(&'a str),
+}
+
+impl Call<'_> {
+    /// The IAM permission BigQuery names when the project refuses it.
+    fn permission(&self) -> &'static str {
+        match self {
+            Call::Query | Call::Results(_) => "bigquery.jobs.create",
+        }
     }
 }
 
@@ -946,10 +1050,14 @@ fn jobs_query(r: &Recorded, state: &Mutex<State>) -> Answer {
         Ok(ts) => ts,
         Err(answer) => return answer,
     };
-    let location = LOCATION.to_string();
-    let (pending, complete_in_query) = {
+    let (pending, complete_in_query, location, job_prefix) = {
         let s = state.lock().unwrap();
-        (s.pending_polls, s.complete_in_query)
+        (
+            s.pending_polls,
+            s.complete_in_query,
+            s.location.clone(),
+            s.job_id_prefix.clone(),
+        )
     };
     if let Some(asked) = body.get("location").and_then(Value::as_str)
         && !asked.eq_ignore_ascii_case(&location)
@@ -969,7 +1077,10 @@ fn jobs_query(r: &Recorded, state: &Mutex<State>) -> Answer {
         .replace(' ', "")
         .contains("1/0")
         .then(|| "division by zero: 1 / 0".to_string());
-    let job_id = format!("job_{}{}", random_word(), random_word()).replace('-', "_");
+    let job_id = format!(
+        "{job_prefix}{}",
+        format!("{}{}", random_word(), random_word()).replace('-', "_")
+    );
     let reference = json!({"projectId": DW_PROJECT, "jobId": job_id, "location": location});
     let mut s = state.lock().unwrap();
     s.jobs.insert(
@@ -1287,9 +1398,10 @@ fn page(
         );
     }
     if start + count < total {
-        let token = format!("BH{}{}", random_word(), random_word());
+        let token = format!("{}{}{}", s.page_token_prefix, random_word(), random_word());
         s.page_tokens
             .insert(token.clone(), (job_id.to_string(), start + count));
+        s.page_tokens_issued.push(token.clone());
         answer["pageToken"] = token.into();
     }
     answer
