@@ -9,7 +9,10 @@
 //! A query is two BigQuery REST calls (`jobs.query`, then
 //! `jobs.getQueryResults` for the polls and the pages) sent with this
 //! crate's own HTTP client (`rest.rs`): no BigQuery crate is compiled for it.
+//! Feature `bigquery` adds Google's client for the rest (`bigquery.rs`).
 
+#[cfg(feature = "bigquery")]
+mod bigquery;
 mod decode;
 mod rest;
 
