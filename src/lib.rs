@@ -130,6 +130,17 @@
 //! Warehouse, whose token is fetched again when it is 55 minutes old or
 //! refused, and queries in standard SQL decoded by column type.
 //!
+//! With feature `bigquery` (Rust 1.91), Google's own BigQuery client
+//! (re-exported as [`google_cloud_bigquery_v2`]) does everything else,
+//! datasets, tables and jobs, with the same renewing DW token and endpoint:
+//! ```no_run
+//! # async fn tables(auth: carto_auth::CartoAuth) -> Result<(), Box<dyn std::error::Error>> {
+//! let dw = auth.get_carto_dw_client_async().await?;
+//! let datasets = dw.dataset_service().await?;
+//! let list = datasets.list_datasets().set_project_id(dw.project_id()).send().await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Maps
 //! A [`Map`] at the end of a cell draws CARTO layers with deck.gl (feature
 //! `notebook`):
@@ -199,7 +210,9 @@
 //! ignores any request without this login's `state`, and refuses an answer
 //! from another issuer (RFC 9207). TLS is rustls with the *ring* provider
 //! and the platform's roots, configured for this crate's clients only: the
-//! process-wide default provider is left to the host program.
+//! process-wide default provider is left to the host program. (Feature
+//! `bigquery` is the exception: Google's clients take that default, so
+//! building one installs *ring* as the default when none is installed yet.)
 //!
 //! What a notebook shows (a table cell, a column name, an organization, a
 //! server's message) is data: escaped in HTML, and unable to form a line of
@@ -211,6 +224,7 @@
 //! | --- | --- | --- |
 //! | `notebook` | yes | evcxr display: the login card of a [`PendingLogin`], the status card of a [`CartoAuth`], the table of a [`QueryResult`] (`to_html`, `evcxr_display`), maps of CARTO layers ([`Map`]), and text QR codes while a login waits (qrcode, without its `image` feature) |
 //! | `carto-dw` | no | [`CartoAuth::get_carto_dw_client`]: queries on the CARTO Data Warehouse (BigQuery's REST API through this crate's own HTTP client) |
+//! | `bigquery` | no | needs Rust 1.91 (the rest: 1.89). `carto-dw`, and Google's BigQuery client for datasets, tables and jobs on the DW token ([`CartoDwClient::dataset_service`], [`CartoDwClient::table_service`], [`CartoDwClient::job_service`], [`CartoDwClient::bigquery_builder`]; google-cloud-bigquery-v2, re-exported) |
 //! | `cli` | no | the `carto-auth` binary (clap), and text QR codes of the device flow's link in a terminal (qrcode) |
 //! | `fuzzing` | no | not for users: exposes the input parsers to the fuzz targets in `fuzz/` |
 #![forbid(unsafe_code)]
@@ -277,6 +291,16 @@ pub use clock::{EXPIRY_MARGIN_SECS, is_expired_at};
 pub use dw::CartoDwClient;
 pub use endpoints::Endpoints;
 pub use error::{Error, Grant, Result, Service};
+/// Google's credentials crate, for the [`Credentials`] of
+/// [`CartoDwClient::bigquery_credentials`]. Feature `bigquery` (Rust 1.91).
+///
+/// [`Credentials`]: google_cloud_auth::credentials::Credentials
+#[cfg(feature = "bigquery")]
+pub use google_cloud_auth;
+/// Google's BigQuery client crate, the version [`CartoDwClient`]'s services
+/// are built with, for naming its types. Feature `bigquery` (Rust 1.91).
+#[cfg(feature = "bigquery")]
+pub use google_cloud_bigquery_v2;
 pub use http::DEFAULT_TIMEOUT;
 pub use instructions::{Flow, LoginInstructions};
 pub use login::PendingLogin;

@@ -9,7 +9,10 @@
 //! A query is two BigQuery REST calls (`jobs.query`, then
 //! `jobs.getQueryResults` for the polls and the pages) sent with this
 //! crate's own HTTP client (`rest.rs`): no BigQuery crate is compiled for it.
+//! Feature `bigquery` adds Google's client for the rest (`bigquery.rs`).
 
+#[cfg(feature = "bigquery")]
+mod bigquery;
 mod decode;
 mod rest;
 
@@ -20,11 +23,11 @@ use serde_json::{Value, json};
 
 use crate::api::carto_dw_credentials;
 use crate::auth::CartoAuth;
-use crate::background::run;
 use crate::environment::var;
 use crate::error::{Error, Result, Service};
 use crate::http::seconds;
 use crate::query::QueryResult;
+use crate::background::run;
 use crate::secret::AccessToken;
 use decode::{Field, decode_row};
 use rest::Answer;
@@ -155,14 +158,17 @@ impl CartoDwClient {
         self.token.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The DW token in memory, unless it is older than `token_max_age`.
+    fn young_token(&self) -> Option<AccessToken> {
+        let current = self.current();
+        (current.fetched.elapsed() < self.token_max_age).then(|| current.token.clone())
+    }
+
     /// The DW token, fetched again when it is older than `token_max_age`
     /// (or `force`).
     fn fresh_token(&self, force: bool) -> Result<AccessToken> {
-        {
-            let current = self.current();
-            if !force && current.fetched.elapsed() < self.token_max_age {
-                return Ok(current.token.clone());
-            }
+        if let Some(token) = self.young_token().filter(|_| !force) {
+            return Ok(token);
         }
         let (_, token) = fetch_dw_token(&self.auth)?;
         let token = AccessToken::new(token);
@@ -234,7 +240,7 @@ impl CartoDwClient {
                 // Decoded page by page, each page's raw rows dropped as it goes.
                 rows.extend(
                     std::mem::take(&mut page.rows)
-                        .iter()
+                        .into_iter()
                         .map(|row| decode_row(fields, row.cells())),
                 );
                 if page.page_token.is_none() {
@@ -351,7 +357,7 @@ pub(crate) fn decode_page(body: &[u8]) -> std::result::Result<Vec<Vec<Value>>, S
     let fields = page.fields.unwrap_or_default();
     Ok(page
         .rows
-        .iter()
+        .into_iter()
         .map(|row| decode_row(&fields, row.cells()))
         .collect())
 }

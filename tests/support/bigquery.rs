@@ -9,6 +9,14 @@
 //!   (jobs.getQueryResults; `pageToken`, `startIndex`, `maxResults`,
 //!   `timeoutMs`, `formatOptions.useInt64Timestamp`,
 //!   `formatOptions.timestampOutputFormat`)
+//! - `GET {base}/bigquery/v2/projects/{projectId}/datasets` (datasets.list:
+//!   the one dataset, `fake`; `maxResults`, `pageToken`, `all`, `filter`)
+//! - `GET {base}/bigquery/v2/projects/{projectId}/datasets/fake/tables/{tableId}`
+//!   (tables.get: the schema, `numRows` and `numBytes` of the tables below;
+//!   `selectedFields`, `view`)
+//!
+//! Every call takes Google's system parameters (`alt`, `$alt`, `fields`,
+//! `prettyPrint`, `quotaUser`, `$.xgafv`) and refuses any other unknown one.
 //!
 //! What it checks, each failure answered as BigQuery does
 //! (`{"error": {"code", "message", "errors": [{"message", "domain",
@@ -902,6 +910,22 @@ fn route(r: &Recorded, state: &Mutex<State>, dw: &Mutex<DwTokens>) -> Answer {
         ("GET", ["bigquery", "v2", "projects", project, "queries", job]) => {
             (*project, Call::Results(job))
         }
+        ("GET", ["bigquery", "v2", "projects", project, "datasets"]) => {
+            (*project, Call::ListDatasets)
+        }
+        (
+            "GET",
+            [
+                "bigquery",
+                "v2",
+                "projects",
+                project,
+                "datasets",
+                dataset,
+                "tables",
+                table,
+            ],
+        ) => (*project, Call::GetTable(dataset, table)),
         _ => {
             return err(
                 404,
@@ -957,6 +981,8 @@ fn route(r: &Recorded, state: &Mutex<State>, dw: &Mutex<DwTokens>) -> Answer {
     match call {
         Call::Query => jobs_query(r, state),
         Call::Results(job_id) => get_query_results(r, state, job_id),
+        Call::ListDatasets => list_datasets(r, state),
+        Call::GetTable(dataset, table) => get_table(r, state, dataset, table),
     }
 }
 
@@ -966,6 +992,10 @@ enum Call<'a> {
     Query,
     /// jobs.getQueryResults of a job
     Results(&'a str),
+    /// datasets.list
+    ListDatasets,
+    /// tables.get of a dataset's table
+    GetTable(&'a str, &'a str),
 }
 
 impl Call<'_> {
@@ -973,8 +1003,105 @@ impl Call<'_> {
     fn permission(&self) -> &'static str {
         match self {
             Call::Query | Call::Results(_) => "bigquery.jobs.create",
+            Call::ListDatasets => "bigquery.datasets.list",
+            Call::GetTable(..) => "bigquery.tables.get",
         }
     }
+}
+
+/// Google's system parameters, which every call takes (`$alt` is how
+/// Google's Rust clients write `alt`: `$alt=json;enum-encoding=int`).
+const SYSTEM_PARAMETERS: &[&str] = &[
+    "alt",
+    "$alt",
+    "fields",
+    "prettyPrint",
+    "quotaUser",
+    "$.xgafv",
+];
+
+/// A 400 for the first query parameter that is neither one of `known` nor a
+/// system parameter, as BigQuery words it.
+fn unknown_parameter(r: &Recorded, known: &[&str]) -> Option<Answer> {
+    let (unknown, _) = r
+        .query
+        .iter()
+        .find(|(k, _)| !known.contains(&k.as_str()) && !SYSTEM_PARAMETERS.contains(&k.as_str()))?;
+    Some(invalid(&format!(
+        "Invalid JSON payload received. Unknown name \"{unknown}\": Cannot bind query \
+         parameter. Field '{unknown}' could not be found in request message."
+    )))
+}
+
+/// datasets.list: the one dataset of the fake's project, `fake`, in the
+/// data's location; a non-empty `pageToken` is none this fake gave.
+fn list_datasets(r: &Recorded, state: &Mutex<State>) -> Answer {
+    if let Some(answer) = unknown_parameter(r, &["maxResults", "pageToken", "all", "filter"]) {
+        return answer;
+    }
+    if let Some(token) = r.query_value("pageToken").filter(|t| !t.is_empty()) {
+        return invalid(&format!("Invalid page token: {token}"));
+    }
+    let location = state.lock().unwrap().location.clone();
+    (
+        200,
+        json!({
+            "kind": "bigquery#datasetList",
+            "etag": random_word(),
+            "datasets": [{
+                "kind": "bigquery#dataset",
+                "id": format!("{DW_PROJECT}:fake"),
+                "datasetReference": {"datasetId": "fake", "projectId": DW_PROJECT},
+                "location": location,
+                "type": "DEFAULT",
+            }],
+        }),
+    )
+}
+
+/// tables.get: the metadata of a table of dataset `fake` (the tables the
+/// queries read, [`ALL_TYPES_SQL`]'s `all_types`, `empty`,
+/// `generated_<rows>`): its schema, rows and bytes.
+fn get_table(r: &Recorded, state: &Mutex<State>, dataset: &str, table_id: &str) -> Answer {
+    if let Some(answer) = unknown_parameter(r, &["selectedFields", "view"]) {
+        return answer;
+    }
+    if dataset != "fake" {
+        return err(
+            404,
+            "NOT_FOUND",
+            "notFound",
+            &format!("Not found: Dataset {DW_PROJECT}:{dataset}"),
+        );
+    }
+    let Some(table) = table_named(table_id, &[]).filter(|_| table_id != "parameters") else {
+        return err(
+            404,
+            "NOT_FOUND",
+            "notFound",
+            &format!("Not found: Table {DW_PROJECT}:{dataset}.{table_id}"),
+        );
+    };
+    let location = state.lock().unwrap().location.clone();
+    (
+        200,
+        json!({
+            "kind": "bigquery#table",
+            "etag": random_word(),
+            "id": format!("{DW_PROJECT}:{dataset}.{table_id}"),
+            "selfLink": format!(
+                "https://bigquery.googleapis.com/bigquery/v2/projects/{DW_PROJECT}/datasets/{dataset}/tables/{table_id}"
+            ),
+            "tableReference": {"projectId": DW_PROJECT, "datasetId": dataset, "tableId": table_id},
+            "schema": {"fields": table.fields},
+            "numBytes": table.total_bytes_processed.to_string(),
+            "numRows": table.len().to_string(),
+            "creationTime": "1709210096789",
+            "lastModifiedTime": "1709210096789",
+            "type": "TABLE",
+            "location": location,
+        }),
+    )
 }
 
 const QUERY_REQUEST_FIELDS: &[&str] = &[
@@ -1249,17 +1376,22 @@ fn resolve(sql: &str, params: &[Value]) -> Result<Table, Answer> {
             total_bytes_processed: 4_096,
         });
     }
+    table_named(table, params).ok_or_else(not_found)
+}
+
+/// A table of dataset `fake` by its name.
+fn table_named(table: &str, params: &[Value]) -> Option<Table> {
     match table {
-        "all_types" => Ok(all_types_table()),
-        "parameters" => Ok(parameters_table(params)),
-        "empty" => Ok(empty_table()),
+        "all_types" => Some(all_types_table()),
+        "parameters" => Some(parameters_table(params)),
+        "empty" => Some(empty_table()),
         t => match t.strip_prefix("generated_").map(str::parse::<usize>) {
-            Some(Ok(rows)) => Ok(Table {
+            Some(Ok(rows)) => Some(Table {
                 fields: generated_fields(),
                 rows: Rows::Generated(rows),
                 total_bytes_processed: rows as u64 * 80,
             }),
-            _ => Err(not_found()),
+            _ => None,
         },
     }
 }
