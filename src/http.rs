@@ -225,22 +225,6 @@ impl Http {
         log::debug!("{service} answered HTTP {status} ({} bytes)", body.len());
         Ok((status, body))
     }
-
-    /// `GET`, optionally with a bearer token; the status and body as they
-    /// came (BigQuery's errors are its own).
-    #[cfg_attr(not(feature = "carto-dw"), allow(dead_code))]
-    pub(crate) async fn get_raw(
-        &self,
-        service: Service,
-        url: &str,
-        bearer: Option<&AccessToken>,
-    ) -> Result<(u16, Vec<u8>)> {
-        let mut request = self.client.get(url);
-        if let Some(token) = bearer {
-            request = request.bearer_auth(token.secret());
-        }
-        self.send(service, url, request).await
-    }
 }
 
 /// The proxy for this crate's requests, which are all HTTPS but on

@@ -161,30 +161,24 @@ async fn a_dw_token_older_than_the_max_age_is_fetched_again_for_googles_clients(
 
 /// Google's clients need rustls's process-wide provider: one the program
 /// installed is kept, and *ring* is installed only when there is none.
-/// Each case runs `provider_child` in a process of its own (the default
-/// can be set once per process).
+/// Each case runs in a child process of its own (the default can be set
+/// once per process).
 #[test]
 fn the_programs_rustls_provider_is_kept_and_ring_installed_when_there_is_none() {
+    let test = support::child_test!(provider_child);
+    let home = tempfile::tempdir().unwrap();
     for case in ["program", "none"] {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "provider_child", "--ignored", "--test-threads=1"])
-            .env("CARTO_AUTH_TEST_PROVIDER", case)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("1 passed"),
-            "{case}: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut child = test.session(case, home.path(), &[]);
+        let (result, stderr) = child.result(std::time::Duration::from_secs(60));
+        assert_eq!(result, format!("{case} ok"), "{stderr}");
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "run by the_programs_rustls_provider_is_kept_..., in a process of its own"]
-async fn provider_child() {
+/// In the child: a provider installed by "the program" or none, then a
+/// BigQuery client built and used; which provider is the default after.
+fn provider_child() {
     use rustls::crypto::{CryptoProvider, ring};
-    let case = std::env::var("CARTO_AUTH_TEST_PROVIDER").unwrap();
+    let case = support::child_scenario().unwrap();
     assert!(CryptoProvider::get_default().is_none());
     let all_suites = ring::default_provider().cipher_suites.len();
     if case == "program" {
@@ -193,18 +187,25 @@ async fn provider_child() {
         own.cipher_suites.truncate(1);
         own.install_default().unwrap();
     }
-    let fake = FakeCarto::start();
-    let bq = FakeBigQuery::start_for(&fake);
-    let (_dir, auth) = support::m2m_session_async(&fake).await;
-    let dw = client(&auth, &bq).await;
-    let datasets = dw.dataset_service().await.unwrap();
-    datasets
-        .list_datasets()
-        .set_project_id(dw.project_id())
-        .send()
-        .await
-        .unwrap();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let fake = FakeCarto::start();
+            let bq = FakeBigQuery::start_for(&fake);
+            let (_dir, auth) = support::m2m_session_async(&fake).await;
+            let dw = client(&auth, &bq).await;
+            let datasets = dw.dataset_service().await.unwrap();
+            datasets
+                .list_datasets()
+                .set_project_id(dw.project_id())
+                .send()
+                .await
+                .unwrap();
+        });
     let installed = CryptoProvider::get_default().expect("a process-wide provider");
     let expected = if case == "program" { 1 } else { all_suites };
     assert_eq!(installed.cipher_suites.len(), expected, "{case}");
+    println!("\nRESULT {case} ok");
 }

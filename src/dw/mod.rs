@@ -23,11 +23,11 @@ use serde_json::{Value, json};
 
 use crate::api::carto_dw_credentials;
 use crate::auth::CartoAuth;
+use crate::background::run;
 use crate::environment::var;
 use crate::error::{Error, Result, Service};
 use crate::http::seconds;
 use crate::query::QueryResult;
-use crate::background::run;
 use crate::secret::AccessToken;
 use decode::{Field, decode_row};
 use rest::Answer;
