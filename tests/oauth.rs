@@ -122,17 +122,7 @@ fn paste_flow_sends_what_carto_expects_and_discovers_the_api() {
     assert_eq!(authorize.query_value("code_challenge_method"), Some("S256"));
 
     let token_request = &fake.requests("/oauth/token")[0];
-    assert_eq!(
-        token_request.form_keys(),
-        [
-            "client_id",
-            "grant_type",
-            "audience",
-            "code",
-            "redirect_uri",
-            "code_verifier"
-        ]
-    );
+    assert_eq!(token_request.form_keys(), support::CODE_EXCHANGE_FORM);
     assert_eq!(
         token_request.form_value("grant_type"),
         Some("authorization_code")

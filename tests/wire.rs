@@ -198,17 +198,7 @@ fn the_paste_login_sends_what_the_python_package_sends() {
             )
         });
     assert_eq!(r.body, swapped, "the code exchange's bytes differ");
-    assert_eq!(
-        keys(&r.form),
-        [
-            "client_id",
-            "grant_type",
-            "audience",
-            "code",
-            "redirect_uri",
-            "code_verifier"
-        ]
-    );
+    assert_eq!(keys(&r.form), support::CODE_EXCHANGE_FORM);
     assert_eq!(
         r.form_value("redirect_uri"),
         Some(fake.endpoints().paste_redirect_uri.as_str())

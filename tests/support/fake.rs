@@ -27,6 +27,15 @@ pub const M2M_SECRET_B: &str = "m2m-secret-Bb71kQ";
 /// Whom the browser is signed in as, unless a test says otherwise.
 pub const USER_ANA: &str = "auth0|ana-6123";
 pub const USER_BEN: &str = "auth0|ben-9876";
+/// The code exchange's form fields, in the Python package's order.
+pub const CODE_EXCHANGE_FORM: [&str; 6] = [
+    "client_id",
+    "grant_type",
+    "audience",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+];
 
 /// One request as the fake saw it.
 #[derive(Debug, Clone)]
