@@ -375,7 +375,8 @@ pub enum Error {
     #[error("could not read the login answer: {0}. Run the login again")]
     Input(#[source] std::io::Error),
 
-    /// The HTTP client or the async runtime could not be set up.
+    /// Something the machine provides could not be set up: a thread for an
+    /// `_async` call, the random number generator, Google's BigQuery client.
     #[error(
         "could not start {what}: {message}. This is a problem of the machine (TLS roots, threads); please report it"
     )]
