@@ -53,7 +53,7 @@ impl Http {
             .build();
         let agent = ureq::Agent::config_builder()
             .tls_config(tls)
-            .timeout_global(within(timeout))
+            // The whole request's timeout is set on each request (`timed`).
             .timeout_connect(within(timeout.min(Duration::from_secs(10))))
             // A 4xx answer is judged here: its body often says why.
             .http_status_as_error(false)

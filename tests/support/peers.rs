@@ -147,6 +147,19 @@ impl OauthServer {
         }
     }
 
+    /// The next log entry for `endpoint`, which oauthlib must have
+    /// validated (its log and stderr are shown when it did not).
+    pub fn accepted(&mut self, endpoint: &str) -> Value {
+        let entry = self.next_entry(endpoint);
+        assert_eq!(
+            entry["valid"],
+            true,
+            "oauthlib refused: {entry:#}\n{}",
+            self.stderr()
+        );
+        entry
+    }
+
     /// Everything the server printed on stderr so far (a traceback).
     pub fn stderr(&mut self) -> String {
         self.session.has_line(|_| false);
